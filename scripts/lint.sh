@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The static-analysis gate: formatting, clippy with the workspace lint set (warnings are
+# errors), the dependency audit, and shellcheck on our scripts. Any finding fails it, exactly
+# like a failing test. Run scripts/setup.sh first (scripts/test.sh does).
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+deny() {
+    local offline=()
+    # With the snapshot loaded by setup.sh the audit needs no network.
+    [ -d "$CACHE/advisory-dbs/advisory-db-3157b0e258782691/.git" ] && offline=(--offline)
+    cargo fetch --locked --quiet
+    CNPG_RS_ADVISORY_DBS=$CACHE/advisory-dbs cargo deny "${offline[@]}" --all-features check
+}
+
+step "rustfmt" cargo fmt --all --check
+step "clippy (workspace lint set, -D warnings)" \
+    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+step "dependency audit (cargo-deny: advisories, bans, licenses, sources)" deny
+step "shellcheck" shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Everything CI runs: installs what is missing, then the static-analysis gate, every test, and
+# the static release build. Exits non-zero on the first failing stage and names it.
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+start=$SECONDS
+
+step "setup (Debian packages, cargo tools, advisory database)" scripts/setup.sh
+step "gate" scripts/lint.sh
+step "tests" cargo nextest run --workspace --all-features --locked --no-fail-fast
+step "static release binaries" scripts/build-release.sh
+
+log "all green in $((SECONDS - start)) s"
