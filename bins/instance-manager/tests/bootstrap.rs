@@ -1,6 +1,14 @@
 //! `instance-manager bootstrap` as the init container runs it: the copy it leaves behind is a
 //! working instance manager, and the run is logged as JSON.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration test helpers: a failed unwrap is a failed assertion"
+)]
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 

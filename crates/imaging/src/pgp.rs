@@ -1,0 +1,168 @@
+//! Verification of OpenPGP signatures on repository metadata, on OpenSSL.
+//!
+//! Deliberately small: version 4 keys and signatures, RSA (≥ 2048 bits) and Ed25519, SHA-2
+//! hashes only. A key counts when its self-signatures verify; a subkey counts when it is bound
+//! for signing and cross-certified; revoked and expired keys never count. A message is
+//! trusted when at least one of its signatures verifies with a key of a pinned certificate
+//! that was valid both when it signed and now; signatures by other keys are ignored.
+
+mod armor;
+mod cert;
+mod cleartext;
+mod packet;
+mod signature;
+
+pub use cert::Cert;
+
+use cert::parse_certs;
+use signature::{SIG_TEXT, Signature};
+
+/// Verifying a signature or reading a key failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("malformed armor: {0}")]
+    Armor(String),
+    #[error("malformed OpenPGP data: {0}")]
+    Malformed(String),
+    #[error("unsupported OpenPGP data: {0}")]
+    Unsupported(String),
+    #[error("hash algorithm {0} is too weak or unknown (SHA-2 required)")]
+    WeakHash(u8),
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    #[error("key {0} has no valid self-signature")]
+    NoSelfSignature(String),
+    #[error("the file is not signed (no cleartext signature found)")]
+    NotSigned,
+    #[error("no signature verifies with a pinned key: {}", .0.join("; "))]
+    NotTrusted(Vec<String>),
+    #[error("OpenSSL failed")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// The certificates trusted for one repository.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    certs: Vec<Cert>,
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed text (dash-unescaped, `\n` line ends).
+    pub text: String,
+    /// Fingerprint of the pinned certificate whose key made the good signature.
+    pub signer: String,
+    /// When that signature was made (seconds since the epoch).
+    pub signed_at: u64,
+}
+
+impl Keyring {
+    /// Reads certificates from an armored (`-----BEGIN PGP PUBLIC KEY BLOCK-----`) or binary
+    /// key file, checking their self-signatures at `now`.
+    pub fn read(data: &[u8], now: u64) -> Result<Self, Error> {
+        let blocks = match std::str::from_utf8(data) {
+            Ok(text) if text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") => {
+                armor::decode_all(text, "PUBLIC KEY BLOCK")?
+            }
+            _ => vec![data.to_vec()],
+        };
+        let mut certs = Vec::new();
+        for block in blocks {
+            certs.extend(parse_certs(&block, now)?);
+        }
+        Ok(Self { certs })
+    }
+
+    /// Adds the certificates of `other`.
+    pub fn extend(&mut self, other: Keyring) {
+        self.certs.extend(other.certs);
+    }
+
+    /// Primary fingerprints (uppercase hex) of the certificates held.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.certs
+            .iter()
+            .map(|c| c.primary.fingerprint_hex())
+            .collect()
+    }
+
+    /// Verifies a cleartext-signed message (an `InRelease` file) at time `now`.
+    pub fn verify_cleartext(&self, message: &str, now: u64) -> Result<Verified, Error> {
+        let parts = cleartext::split(message)?;
+        let mut problems = Vec::new();
+        for block in armor::decode_all(parts.armored_signature, "SIGNATURE")? {
+            for packet in packet::packets(&block)? {
+                let sig = match Signature::parse(packet.body) {
+                    Ok(sig) => sig,
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        continue;
+                    }
+                };
+                match self.check(&sig, &parts.signed, now) {
+                    Ok(verified) => {
+                        return Ok(Verified {
+                            text: parts.text,
+                            signer: verified.0,
+                            signed_at: verified.1,
+                        });
+                    }
+                    Err(problem) => problems.push(problem),
+                }
+            }
+        }
+        Err(Error::NotTrusted(problems))
+    }
+
+    /// Checks one signature over `data`: returns the signer's primary fingerprint and the
+    /// signature time, or why it does not count.
+    fn check(&self, sig: &Signature, data: &[u8], now: u64) -> Result<(String, u64), String> {
+        let issuer = sig
+            .issuer_fingerprint
+            .as_deref()
+            .or(sig.issuer_key_id.as_ref().map(|id| id.as_slice()))
+            .map(hex::encode_upper)
+            .unwrap_or_else(|| "an unnamed key".to_owned());
+        if sig.sig_type != SIG_TEXT {
+            return Err(format!(
+                "signature by {issuer} is of type {:#04x}, not a text signature",
+                sig.sig_type
+            ));
+        }
+        let created = u64::from(
+            sig.created
+                .ok_or_else(|| format!("signature by {issuer} has no creation time"))?,
+        );
+        if created > now + 300 {
+            return Err(format!("signature by {issuer} is dated in the future"));
+        }
+        if sig.expired_at(now) {
+            return Err(format!("signature by {issuer} has expired"));
+        }
+        let candidates: Vec<_> = self
+            .certs
+            .iter()
+            .flat_map(|c| c.signing_keys.iter())
+            .filter(|k| sig.names_issuer(&k.key))
+            .collect();
+        if candidates.is_empty() {
+            return Err(format!("signature by {issuer}: not a pinned signing key"));
+        }
+        let mut why = Vec::new();
+        for key in candidates {
+            let live = |t: u64| key.valid_from <= t && key.valid_until.is_none_or(|u| t < u);
+            if !live(created) || !live(now) {
+                why.push(format!(
+                    "signature by {issuer}: the key is expired or not yet valid"
+                ));
+                continue;
+            }
+            match sig.verify(&key.key, &[data]) {
+                Ok(()) => return Ok((key.primary.clone(), created)),
+                Err(e) => why.push(format!("signature by {issuer}: {e}")),
+            }
+        }
+        Err(why.join("; "))
+    }
+}

@@ -1,0 +1,228 @@
+//! Version 4 signature packets (RFC 9580 §5.2): parsing, the hashed trailer, and cryptographic
+//! verification against one public key through OpenSSL.
+
+use openssl::hash::{Hasher, MessageDigest};
+use openssl::sign::Verifier;
+
+use super::Error;
+use super::cert::{KeyMaterial, PublicKey};
+use super::packet::Reader;
+
+/// Signature types we check.
+pub const SIG_TEXT: u8 = 0x01;
+pub const SIG_SUBKEY_BINDING: u8 = 0x18;
+pub const SIG_PRIMARY_BINDING: u8 = 0x19;
+pub const SIG_DIRECT_KEY: u8 = 0x1F;
+pub const SIG_KEY_REVOCATION: u8 = 0x20;
+pub const SIG_SUBKEY_REVOCATION: u8 = 0x28;
+
+/// Key flag: this key may sign data.
+pub const FLAG_SIGN: u8 = 0x02;
+
+/// Subpacket types we understand; an unknown one marked critical voids the signature.
+const KNOWN_SUBPACKETS: &[u8] = &[
+    2, 3, 4, 5, 7, 9, 11, 12, 16, 21, 22, 23, 24, 25, 27, 28, 29, 30, 31, 32, 33, 34, 35,
+];
+
+/// A parsed v4 signature.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub sig_type: u8,
+    pub pk_algo: u8,
+    pub hash_algo: u8,
+    /// Everything from the version octet to the end of the hashed subpackets: hashed as is.
+    hashed_prefix: Vec<u8>,
+    left16: [u8; 2],
+    material: Vec<Vec<u8>>,
+    pub created: Option<u32>,
+    pub expires_after: Option<u32>,
+    pub key_expires_after: Option<u32>,
+    pub key_flags: Option<u8>,
+    pub issuer_key_id: Option<[u8; 8]>,
+    pub issuer_fingerprint: Option<Vec<u8>>,
+    pub embedded: Option<Box<Signature>>,
+    /// A critical subpacket we do not understand: such a signature must not be trusted.
+    pub unknown_critical: bool,
+}
+
+impl Signature {
+    pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(body);
+        let version = r.u8()?;
+        if version != 4 {
+            return Err(Error::Unsupported(format!("signature version {version}")));
+        }
+        let sig_type = r.u8()?;
+        let pk_algo = r.u8()?;
+        let hash_algo = r.u8()?;
+        let hashed_len = r.u16()?;
+        let hashed = r.take(usize::from(hashed_len))?;
+        let unhashed_len = usize::from(r.u16()?);
+        let unhashed = r.take(unhashed_len)?;
+        let left16 = r.array::<2>()?;
+        let mut material = Vec::new();
+        match pk_algo {
+            // RSA: one MPI; EdDSA (legacy): two MPIs r and s.
+            1 => material.push(r.mpi()?.to_vec()),
+            22 => {
+                material.push(r.mpi()?.to_vec());
+                material.push(r.mpi()?.to_vec());
+            }
+            // Ed25519 (RFC 9580): 64 raw octets.
+            27 => material.push(r.take(64)?.to_vec()),
+            other => return Err(Error::Unsupported(format!("signature algorithm {other}"))),
+        }
+        let mut prefix = vec![version, sig_type, pk_algo, hash_algo];
+        prefix.extend_from_slice(&hashed_len.to_be_bytes());
+        prefix.extend_from_slice(hashed);
+        let mut sig = Self {
+            sig_type,
+            pk_algo,
+            hash_algo,
+            hashed_prefix: prefix,
+            left16,
+            material,
+            created: None,
+            expires_after: None,
+            key_expires_after: None,
+            key_flags: None,
+            issuer_key_id: None,
+            issuer_fingerprint: None,
+            embedded: None,
+            unknown_critical: false,
+        };
+        sig.read_subpackets(hashed, true)?;
+        sig.read_subpackets(unhashed, false)?;
+        Ok(sig)
+    }
+
+    /// Reads subpackets. Only hashed ones may carry facts we rely on; the unhashed area may
+    /// only name the issuer (a hint to find the key, checked by the signature itself) and
+    /// carry the embedded back-signature (verified on its own).
+    fn read_subpackets(&mut self, area: &[u8], hashed: bool) -> Result<(), Error> {
+        let mut r = Reader::new(area);
+        while !r.is_empty() {
+            let first = r.u8()?;
+            let len = match first {
+                0..=191 => usize::from(first),
+                192..=254 => ((usize::from(first) - 192) << 8) + usize::from(r.u8()?) + 192,
+                255 => usize::try_from(r.u32()?)
+                    .map_err(|_| Error::Malformed("subpacket length".into()))?,
+            };
+            let mut sub = Reader::new(r.take(len)?);
+            let kind = sub.u8()?;
+            let critical = kind & 0x80 != 0;
+            let kind = kind & 0x7F;
+            if critical && hashed && !KNOWN_SUBPACKETS.contains(&kind) {
+                self.unknown_critical = true;
+            }
+            match (kind, hashed) {
+                (2, true) => self.created = Some(sub.u32()?),
+                (3, true) => self.expires_after = Some(sub.u32()?),
+                (9, true) => self.key_expires_after = Some(sub.u32()?),
+                (27, true) => self.key_flags = sub.rest().first().copied(),
+                (16, _) => self.issuer_key_id = Some(sub.array::<8>()?),
+                (33, _) => {
+                    let _version = sub.u8()?;
+                    self.issuer_fingerprint = Some(sub.rest().to_vec());
+                }
+                (32, _) => self.embedded = Some(Box::new(Signature::parse(sub.rest())?)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this signature names `key` as its issuer (by fingerprint or key ID).
+    pub fn names_issuer(&self, key: &PublicKey) -> bool {
+        match (&self.issuer_fingerprint, &self.issuer_key_id) {
+            (Some(fpr), _) => fpr.as_slice() == key.fingerprint.as_slice(),
+            (None, Some(id)) => id.as_slice() == key.key_id(),
+            (None, None) => false,
+        }
+    }
+
+    /// Whether the signature itself has expired at `now`.
+    pub fn expired_at(&self, now: u64) -> bool {
+        match (self.created, self.expires_after) {
+            (Some(created), Some(after)) if after != 0 => {
+                u64::from(created) + u64::from(after) <= now
+            }
+            _ => false,
+        }
+    }
+
+    /// Verifies this signature over `parts` (concatenated) with `key`. Weak hashes
+    /// (MD5, SHA-1, RIPEMD-160) are refused whatever the key.
+    pub fn verify(&self, key: &PublicKey, parts: &[&[u8]]) -> Result<(), Error> {
+        if self.unknown_critical {
+            return Err(Error::BadSignature(
+                "it carries an unknown critical subpacket".into(),
+            ));
+        }
+        let md = match self.hash_algo {
+            8 => MessageDigest::sha256(),
+            9 => MessageDigest::sha384(),
+            10 => MessageDigest::sha512(),
+            11 => MessageDigest::sha224(),
+            other => return Err(Error::WeakHash(other)),
+        };
+        let trailer_len = u32::try_from(self.hashed_prefix.len())
+            .map_err(|_| Error::Malformed("hashed area".into()))?;
+        let mut trailer = vec![0x04, 0xFF];
+        trailer.extend_from_slice(&trailer_len.to_be_bytes());
+        let all: Vec<&[u8]> = parts
+            .iter()
+            .copied()
+            .chain([self.hashed_prefix.as_slice(), &trailer])
+            .collect();
+
+        let mut hasher = Hasher::new(md)?;
+        for part in &all {
+            hasher.update(part)?;
+        }
+        let digest = hasher.finish()?;
+        if digest.get(..2) != Some(self.left16.as_slice()) {
+            return Err(Error::BadSignature(
+                "digest prefix mismatch (the signed data was changed)".into(),
+            ));
+        }
+        let good = match (&key.material, self.pk_algo, self.material.as_slice()) {
+            (KeyMaterial::Rsa { pkey, modulus_len }, 1, [sig]) => {
+                let padded = left_pad(sig, *modulus_len)?;
+                let mut verifier = Verifier::new(md, pkey)?;
+                for part in &all {
+                    verifier.update(part)?;
+                }
+                verifier.verify(&padded)?
+            }
+            (KeyMaterial::Ed25519(pkey), 22, [r, s]) => {
+                let mut raw = left_pad(r, 32)?;
+                raw.extend(left_pad(s, 32)?);
+                Verifier::new_without_digest(pkey)?.verify_oneshot(&raw, &digest)?
+            }
+            (KeyMaterial::Ed25519(pkey), 27, [raw]) => {
+                Verifier::new_without_digest(pkey)?.verify_oneshot(raw, &digest)?
+            }
+            _ => {
+                return Err(Error::BadSignature(
+                    "signature and key algorithms differ".into(),
+                ));
+            }
+        };
+        if good {
+            Ok(())
+        } else {
+            Err(Error::BadSignature("the cryptographic check failed".into()))
+        }
+    }
+}
+
+fn left_pad(bytes: &[u8], len: usize) -> Result<Vec<u8>, Error> {
+    let pad = len
+        .checked_sub(bytes.len())
+        .ok_or_else(|| Error::Malformed("signature value longer than the key".into()))?;
+    let mut out = vec![0; pad];
+    out.extend_from_slice(bytes);
+    Ok(out)
+}

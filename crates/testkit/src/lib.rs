@@ -1,0 +1,26 @@
+//! Test-only helpers for real components: nothing here ships. Each module drives one real
+//! program from Debian's packages and fails with a message naming what is missing, never
+//! skipping (scripts/setup.sh installs them).
+
+pub mod gpg;
+
+use std::process::{Command, Output};
+
+use anyhow::{Context as _, bail};
+
+/// Runs `cmd`, failing with its stderr when it does not succeed; names the program when it
+/// cannot be started at all (not installed).
+pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().with_context(|| {
+        format!("failed to start `{program}`: is it installed? (scripts/setup.sh installs it)")
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`{program}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
