@@ -1,17 +1,230 @@
-//! `image-rebuilder`: Builds, scans and publishes the operator and operand images from signed packages.
+//! `image-rebuilder`: builds the operator and operand images from signed Debian-format
+//! package repositories, without a daemon and reproducibly, and scans them.
 //!
-//! Its commands (`build`, `scan`, then `rebuild` for the daily CronJob) land with the image
-//! pipeline (see the README); until then the binary reports its build identity only.
+//! The commands are thin: they turn flags into [`cnpg_imaging::pipeline::Options`] and print
+//! results; everything else lives in `cnpg-imaging`.
 
-/// The command line: `--help` and `--version` (version and git commit).
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cnpg_imaging::layout::{self, Target};
+use cnpg_imaging::pipeline::{self, Options, Report};
+use cnpg_imaging::site::{self, Site};
+use cnpg_telemetry::LogArgs;
+
+/// The command line.
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "image-rebuilder",
     version = cnpg_telemetry::LONG_VERSION,
-    about = "Builds, scans and publishes the operator and operand images from signed packages",
-    arg_required_else_help = true
+    about = "Builds, scans and publishes the operator and operand images from signed packages"
 )]
-pub struct Cli {}
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Resolve, fetch, assemble, scan and write images. Nothing is written unless every
+    /// image was built and passed its scan.
+    Build(Box<BuildArgs>),
+    /// Scan the images of an OCI layout or docker archive; exit non-zero on FATAL or WARN.
+    Scan {
+        /// oci:DIR or docker-archive:FILE
+        target: Target,
+    },
+}
+
+/// `build` flags.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Directory holding repositories.yaml, distributions.yaml and images.yaml.
+    #[arg(long, default_value = "images")]
+    pub spec: PathBuf,
+    /// Where repositories live: a site file, or `host-apt` for this machine's apt sources.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Accept an expired Valid-Until for one suite (`REPOSITORY:SUITE`, e.g. a frozen
+    /// mirror's `debian:sid`); the report records it. Repeatable.
+    #[arg(long = "allow-expired", value_name = "REPOSITORY:SUITE")]
+    pub allow_expired: Vec<String>,
+    /// Build only this image (e.g. `postgresql-17-minimal`, `operator`). Repeatable.
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Content-addressed download cache [default: $XDG_CACHE_HOME/cnpg-rs/image-rebuilder].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Output: oci:DIR (OCI image layout) or docker-archive:FILE (for `docker load`).
+    #[arg(long)]
+    pub out: Target,
+    /// Write a JSON report here: one entry per image with digest, sizes, packages, scan.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Directory holding our release binaries, for the images that carry one.
+    #[arg(long)]
+    pub binaries: Option<PathBuf>,
+    /// Debian architecture to build for. Repeatable.
+    #[arg(long = "arch", default_value = "amd64")]
+    pub architectures: Vec<String>,
+    /// Build from the locks in this directory instead of resolving.
+    #[arg(long = "locks", value_name = "DIR")]
+    pub locks_from: Option<PathBuf>,
+    /// Write the locks used to this directory.
+    #[arg(long = "write-locks", value_name = "DIR")]
+    pub locks_to: Option<PathBuf>,
+    /// Report images the configured repositories cannot provide instead of failing.
+    #[arg(long)]
+    pub skip_unavailable: bool,
+}
+
+/// A command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Site(#[from] site::Error),
+    #[error("--allow-expired `{0}`: expected REPOSITORY:SUITE")]
+    AllowExpired(String),
+    #[error("no cache directory: pass --cache-dir or set XDG_CACHE_HOME or HOME")]
+    NoCache,
+    #[error("SOURCE_DATE_EPOCH `{0}` is not a number of seconds")]
+    Epoch(String),
+    #[error(transparent)]
+    Build(#[from] pipeline::Error),
+    #[error(transparent)]
+    Layout(#[from] layout::Error),
+    #[error("{0} image(s) failed the scan")]
+    ScanFailed(usize),
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("failed to write to stdout")]
+    Stdout(#[source] std::io::Error),
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Build(args) => {
+            let options = options(*args)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            let report = runtime.block_on(pipeline::build(&options))?;
+            print_table(&report).map_err(Error::Stdout)
+        }
+        Command::Scan { target } => scan(&target),
+    }
+}
+
+fn options(args: BuildArgs) -> Result<Options, Error> {
+    let mut site = match args.site.as_deref() {
+        Some("host-apt") => Site::from_host_apt()?,
+        Some(file) => Site::from_file(file.as_ref())?,
+        None => Site {
+            origin: "no --site given".into(),
+            ..Site::default()
+        },
+    };
+    for pair in &args.allow_expired {
+        let (repo, suite) = pair.split_once(':').ok_or_else(|| Error::AllowExpired(pair.clone()))?;
+        site.allow_expired(repo, suite);
+    }
+    let cache_dir = match args.cache_dir {
+        Some(dir) => dir,
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .ok_or(Error::NoCache)?
+            .join("cnpg-rs/image-rebuilder"),
+    };
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| Error::Epoch(v))?),
+        _ => None,
+    };
+    Ok(Options {
+        spec_dir: args.spec,
+        site,
+        only: args.only,
+        cache_dir,
+        out: args.out,
+        report: args.report,
+        binaries: args.binaries,
+        architectures: args.architectures,
+        locks_from: args.locks_from,
+        locks_to: args.locks_to,
+        skip_unavailable: args.skip_unavailable,
+        now: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default(),
+        source_date_epoch,
+    })
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{}.{} MB", bytes / 1_000_000, bytes % 1_000_000 / 100_000)
+}
+
+/// The summary table on stdout.
+fn print_table(report: &Report) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<26} {:<9} {:<20} {:>10} {:>12} {:>5} {:<5}",
+        "IMAGE", "OS", "DIGEST", "COMPRESSED", "UNCOMPRESSED", "PKGS", "SCAN"
+    )?;
+    for image in &report.images {
+        let digest = image.digest.get(..19).unwrap_or(&image.digest);
+        writeln!(
+            out,
+            "{:<26} {:<9} {:<20} {:>10} {:>12} {:>5} {:<5}",
+            image.image,
+            image.distribution,
+            digest,
+            mb(image.compressed_bytes),
+            mb(image.uncompressed_bytes),
+            image.packages,
+            image.scan
+        )?;
+    }
+    for skipped in &report.skipped {
+        writeln!(out, "{:<26} skipped: {}", skipped.image, skipped.reason)?;
+    }
+    Ok(())
+}
+
+fn scan(target: &Target) -> Result<(), Error> {
+    let images = layout::read(target)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for image in &images {
+        let verdict = cnpg_imaging::scan::scan(&image.tree, &image.config);
+        writeln!(out, "{}: {}", image.name, verdict.scan).map_err(Error::Stdout)?;
+        for finding in &verdict.findings {
+            for detail in &finding.details {
+                writeln!(
+                    out,
+                    "  {:?} {} {}: {detail}",
+                    finding.level, finding.code, finding.title
+                )
+                .map_err(Error::Stdout)?;
+            }
+        }
+        if !verdict.passed() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        Err(Error::ScanFailed(failed))
+    } else {
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -87,11 +87,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(
-            names.len(),
-            2,
-            "only the source and the target remain: {names:?}"
-        );
+        assert_eq!(names.len(), 2, "only the source and the target remain: {names:?}");
     }
 
     #[test]

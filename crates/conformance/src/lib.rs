@@ -23,31 +23,19 @@ pub enum Error {
 pub fn repo_root() -> PathBuf {
     // This crate lives at <root>/crates/conformance.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .to_path_buf()
+    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
 }
 
 /// Paths of the files git tracks or would track (untracked but not ignored), relative to the root.
 pub fn tracked_files() -> Result<Vec<PathBuf>, Error> {
     let root = repo_root();
     let out = Command::new("git")
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
         .current_dir(&root)
         .output()
         .map_err(|e| Error::Git(root.clone(), e))?;
     if !out.status.success() {
-        return Err(Error::GitStatus(
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ));
+        return Err(Error::GitStatus(String::from_utf8_lossy(&out.stderr).into_owned()));
     }
     let mut files: Vec<PathBuf> = out
         .stdout

@@ -55,10 +55,7 @@ fn readme_setup_has_exactly_the_two_commands_and_they_exist() {
         assert!(executable(command), "{command} is not an executable file");
     }
     let ci = read(".ci/run").unwrap();
-    assert!(
-        ci.contains("scripts/test.sh"),
-        ".ci/run must run scripts/test.sh"
-    );
+    assert!(ci.contains("scripts/test.sh"), ".ci/run must run scripts/test.sh");
 }
 
 /// Backticked references in the "Enforced by" cells of SECURITY.md's tables.
@@ -116,16 +113,8 @@ fn every_security_claim_names_an_enforcement_that_exists() {
         broken.is_empty(),
         "claims whose enforcement does not exist: {broken:#?}"
     );
-    for layer in [
-        "## Code",
-        "## Container",
-        "## Cluster",
-        "## Reporting a vulnerability",
-    ] {
-        assert!(
-            security.contains(layer),
-            "SECURITY.md lacks the section {layer}"
-        );
+    for layer in ["## Code", "## Container", "## Cluster", "## Reporting a vulnerability"] {
+        assert!(security.contains(layer), "SECURITY.md lacks the section {layer}");
     }
 }
 
@@ -134,9 +123,7 @@ fn the_reference_checker_rejects_what_does_not_exist() {
     assert!(resolves(
         "crates/conformance/tests/docs.rs::the_reference_checker_rejects_what_does_not_exist"
     ));
-    assert!(!resolves(
-        "crates/conformance/tests/docs.rs::no_such_test_anywhere_xyz"
-    ));
+    assert!(!resolves("crates/conformance/tests/docs.rs::no_such_test_anywhere_xyz"));
     assert!(!resolves("scripts/no-such-script.sh"));
     assert!(resolves("planned (issue 5)"));
 }

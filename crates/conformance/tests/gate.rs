@@ -30,10 +30,7 @@ fn workspace_lints() -> String {
             out.push('\n');
         }
     }
-    assert!(
-        out.contains("unwrap_used"),
-        "no lint tables found in Cargo.toml"
-    );
+    assert!(out.contains("unwrap_used"), "no lint tables found in Cargo.toml");
     out
 }
 
@@ -81,20 +78,14 @@ impl Probe {
     fn clippy_failure(&self) -> String {
         let out = self.cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !out.status.success(),
-            "clippy accepted the probe:\n{stderr}"
-        );
+        assert!(!out.status.success(), "clippy accepted the probe:\n{stderr}");
         stderr
     }
 }
 
 #[test]
 fn unwrap_in_library_code_fails_the_gate_naming_the_lint() {
-    let probe = Probe::new(
-        "",
-        "pub fn port(s: &str) -> u16 {\n    s.parse().unwrap()\n}\n",
-    );
+    let probe = Probe::new("", "pub fn port(s: &str) -> u16 {\n    s.parse().unwrap()\n}\n");
     let stderr = probe.clippy_failure();
     assert!(
         stderr.contains("clippy::unwrap-used") || stderr.contains("clippy::unwrap_used"),
@@ -108,10 +99,7 @@ fn unwrap_in_library_code_fails_the_gate_naming_the_lint() {
 
 #[test]
 fn unsafe_block_fails_the_gate_naming_the_lint() {
-    let probe = Probe::new(
-        "",
-        "pub fn zero() -> u32 {\n    unsafe { core::mem::zeroed() }\n}\n",
-    );
+    let probe = Probe::new("", "pub fn zero() -> u32 {\n    unsafe { core::mem::zeroed() }\n}\n");
     let stderr = probe.clippy_failure();
     assert!(stderr.contains("usage of an `unsafe` block"), "{stderr}");
     assert!(
@@ -136,10 +124,7 @@ fn a_banned_method_fails_the_gate_with_its_reason() {
 
 #[test]
 fn a_randomly_ordered_map_fails_the_gate_with_its_reason() {
-    let probe = Probe::new(
-        "",
-        "pub type Index = std::collections::HashMap<String, u32>;\n",
-    );
+    let probe = Probe::new("", "pub type Index = std::collections::HashMap<String, u32>;\n");
     let stderr = probe.clippy_failure();
     assert!(stderr.contains("iteration order is random"), "{stderr}");
 }
@@ -148,16 +133,9 @@ fn a_randomly_ordered_map_fails_the_gate_with_its_reason() {
 fn the_same_code_without_the_mistake_passes_the_gate() {
     // Guards the two tests above: the probe itself must be clean, so their failures can
     // only come from the planted mistake.
-    let probe = Probe::new(
-        "",
-        "pub fn port(s: &str) -> Option<u16> {\n    s.parse().ok()\n}\n",
-    );
+    let probe = Probe::new("", "pub fn port(s: &str) -> Option<u16> {\n    s.parse().ok()\n}\n");
     let out = probe.cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The directory holding the advisory database clone(s), as scripts/setup.sh prepares it.
@@ -173,11 +151,7 @@ fn a_dependency_with_a_known_advisory_fails_the_audit_naming_it() {
     // smallvec 1.6.0: RUSTSEC-2021-0003, buffer overflow in insert_many.
     let probe = Probe::new("smallvec = \"=1.6.0\"", "pub use smallvec;\n");
     let fetch = probe.cargo(&["generate-lockfile", "--quiet"]);
-    assert!(
-        fetch.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetch.stderr)
-    );
+    assert!(fetch.status.success(), "{}", String::from_utf8_lossy(&fetch.stderr));
 
     let dbs = advisory_dbs();
     let mut deny = Command::new("cargo");
@@ -196,10 +170,7 @@ fn a_dependency_with_a_known_advisory_fails_the_audit_naming_it() {
         !stderr.contains("no such command"),
         "cargo-deny is missing: scripts/setup.sh installs it\n{stderr}"
     );
-    assert!(
-        !out.status.success(),
-        "the audit accepted smallvec 1.6.0:\n{stderr}"
-    );
+    assert!(!out.status.success(), "the audit accepted smallvec 1.6.0:\n{stderr}");
     assert!(stderr.contains("RUSTSEC-2021-0003"), "{stderr}");
 }
 
@@ -211,12 +182,7 @@ fn every_workspace_member_inherits_the_lint_set() {
         .skip_while(|l| !l.starts_with("members"))
         .skip(1)
         .take_while(|l| !l.starts_with(']'))
-        .filter_map(|l| {
-            l.trim()
-                .trim_end_matches(',')
-                .strip_prefix('"')?
-                .strip_suffix('"')
-        })
+        .filter_map(|l| l.trim().trim_end_matches(',').strip_prefix('"')?.strip_suffix('"'))
         .collect();
     assert!(members.len() >= 4, "members not found: {members:?}");
     for member in members {

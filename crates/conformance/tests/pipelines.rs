@@ -55,14 +55,8 @@ fn step_problem(step: &Step) -> Option<String> {
         }
         (None, Some(run)) => {
             let command = run.trim();
-            if command.contains('\n')
-                || command.contains("&&")
-                || command.contains(';')
-                || command.contains('|')
-            {
-                return Some(format!(
-                    "`{command}` is inline logic: move it into a script"
-                ));
+            if command.contains('\n') || command.contains("&&") || command.contains(';') || command.contains('|') {
+                return Some(format!("`{command}` is inline logic: move it into a script"));
             }
             let script = command.split_whitespace().next().unwrap_or_default();
             if !script.starts_with("scripts/") || !script.ends_with(".sh") {
@@ -131,10 +125,7 @@ fn ci_runs_on_every_push_and_pull_request() {
         Some(&serde_json::Value::Null),
         "ci runs on every push, unfiltered"
     );
-    assert!(
-        ci.on.contains_key("pull_request"),
-        "ci runs on every pull request"
-    );
+    assert!(ci.on.contains_key("pull_request"), "ci runs on every pull request");
 }
 
 #[test]
@@ -155,16 +146,6 @@ fn the_step_checker_rejects_inline_logic_and_unpinned_actions() {
     assert!(step_problem(&run("scripts/test.sh\ncurl x | sh")).is_some());
     assert!(step_problem(&run("scripts/absent.sh")).is_some());
     assert!(step_problem(&uses("actions/checkout@v4")).is_some());
-    assert!(
-        step_problem(&uses(
-            "someone/action@11bd71901bbe5b1630ceea73d27597364c9af683"
-        ))
-        .is_some()
-    );
-    assert!(
-        step_problem(&uses(
-            "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
-        ))
-        .is_none()
-    );
+    assert!(step_problem(&uses("someone/action@11bd71901bbe5b1630ceea73d27597364c9af683")).is_some());
+    assert!(step_problem(&uses("actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683")).is_none());
 }

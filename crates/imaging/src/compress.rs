@@ -30,9 +30,7 @@ impl Format {
             Self::None => Box::new(reader),
             Self::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Self::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
-            Self::Zstd => {
-                Box::new(ruzstd::decoding::StreamingDecoder::new(reader).map_err(io::Error::other)?)
-            }
+            Self::Zstd => Box::new(ruzstd::decoding::StreamingDecoder::new(reader).map_err(io::Error::other)?),
         })
     }
 }
@@ -45,9 +43,7 @@ pub fn decompress(format: Format, data: &[u8], limit: u64) -> io::Result<Vec<u8>
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)?;
     if out.len() as u64 > limit {
-        return Err(io::Error::other(format!(
-            "decompresses to more than {limit} bytes"
-        )));
+        return Err(io::Error::other(format!("decompresses to more than {limit} bytes")));
     }
     Ok(out)
 }

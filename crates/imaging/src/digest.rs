@@ -76,9 +76,6 @@ mod tests {
         w.write_all(b"abc").unwrap();
         let (bytes, hex, len) = w.finish();
         assert_eq!((bytes.as_slice(), len), (&b"abc"[..], 3));
-        assert_eq!(
-            hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

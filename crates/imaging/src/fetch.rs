@@ -20,9 +20,7 @@ pub enum Error {
     Status { url: String, status: u16 },
     #[error("failed to read {url}")]
     File { url: String, source: std::io::Error },
-    #[error(
-        "{what} from {url} is corrupt or tampered with: expected sha256 {expected}, got {actual}"
-    )]
+    #[error("{what} from {url} is corrupt or tampered with: expected sha256 {expected}, got {actual}")]
     Checksum {
         what: String,
         url: String,
@@ -30,11 +28,7 @@ pub enum Error {
         actual: String,
     },
     #[error("{what} from {url} is larger than the {limit} bytes its index announces")]
-    TooLarge {
-        what: String,
-        url: String,
-        limit: u64,
-    },
+    TooLarge { what: String, url: String, limit: u64 },
     #[error("failed to use the download cache at {}", .0.display())]
     Cache(PathBuf, #[source] std::io::Error),
     #[error("failed to set up the HTTP client")]
@@ -46,10 +40,7 @@ impl Error {
     fn is_transient(&self) -> bool {
         match self {
             Self::Http { source, .. } => {
-                source.is_connect()
-                    || source.is_timeout()
-                    || source.is_request()
-                    || source.is_body()
+                source.is_connect() || source.is_timeout() || source.is_request() || source.is_body()
             }
             Self::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
@@ -69,14 +60,10 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))
-            .user_agent(concat!(
-                "cnpg-rs-image-rebuilder/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!("cnpg-rs-image-rebuilder/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(Error::Client)?;
-        std::fs::create_dir_all(cache.join("sha256"))
-            .map_err(|e| Error::Cache(cache.to_owned(), e))?;
+        std::fs::create_dir_all(cache.join("sha256")).map_err(|e| Error::Cache(cache.to_owned(), e))?;
         Ok(Self {
             client,
             cache: cache.to_owned(),
@@ -104,15 +91,10 @@ impl Fetcher {
                 source,
             });
         }
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|source| Error::Http {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response = self.client.get(url).send().await.map_err(|source| Error::Http {
+            url: url.to_owned(),
+            source,
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(Error::Status {
@@ -171,8 +153,7 @@ impl Fetcher {
             .retry(Self::retry_policy())
             .when(Error::is_transient)
             .await?;
-        let mut temp = tempfile::NamedTempFile::new_in(&self.cache)
-            .map_err(|e| Error::Cache(self.cache.clone(), e))?;
+        let mut temp = tempfile::NamedTempFile::new_in(&self.cache).map_err(|e| Error::Cache(self.cache.clone(), e))?;
         let mut writer = HashingWriter::new(temp.as_file_mut());
         writer
             .write_all(&body)
@@ -186,17 +167,12 @@ impl Fetcher {
                 actual,
             });
         }
-        temp.persist(&path)
-            .map_err(|e| Error::Cache(path.clone(), e.error))?;
+        temp.persist(&path).map_err(|e| Error::Cache(path.clone(), e.error))?;
         Ok(path)
     }
 }
 
 /// Joins a base URI and a relative path with exactly one slash.
 pub fn join(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }

@@ -81,10 +81,7 @@ impl Keyring {
 
     /// Primary fingerprints (uppercase hex) of the certificates held.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.certs
-            .iter()
-            .map(|c| c.primary.fingerprint_hex())
-            .collect()
+        self.certs.iter().map(|c| c.primary.fingerprint_hex()).collect()
     }
 
     /// Verifies a cleartext-signed message (an `InRelease` file) at time `now`.
@@ -153,9 +150,7 @@ impl Keyring {
         for key in candidates {
             let live = |t: u64| key.valid_from <= t && key.valid_until.is_none_or(|u| t < u);
             if !live(created) || !live(now) {
-                why.push(format!(
-                    "signature by {issuer}: the key is expired or not yet valid"
-                ));
+                why.push(format!("signature by {issuer}: the key is expired or not yet valid"));
                 continue;
             }
             match sig.verify(&key.key, &[data]) {

@@ -23,10 +23,7 @@ pub enum Error {
     #[error("{url}: failed to read the index")]
     Index { url: String, source: std::io::Error },
     #[error("{url}: {source}")]
-    Parse {
-        url: String,
-        source: crate::debian::Error,
-    },
+    Parse { url: String, source: crate::debian::Error },
 }
 
 /// What a source's `InRelease` established, kept for reports.
@@ -105,7 +102,11 @@ pub async fn load(
     let mut packages = Vec::new();
     for component in &source.components {
         let mut found = false;
-        for index_arch in [arch, "all"] {
+        // Like apt: a separate `all` index only when the suite lists `all` among its
+        // architectures and does not fold those packages into every architecture's index.
+        let separate_all = release.architectures.iter().any(|a| a == "all") && !release.all_in_arch_indexes;
+        let index_archs: &[&str] = if separate_all { &[arch, "all"] } else { &[arch] };
+        for &index_arch in index_archs {
             let base = format!("{component}/binary-{index_arch}/Packages");
             let Some((name, file)) = ["xz", "gz", ""]
                 .iter()
@@ -121,28 +122,41 @@ pub async fn load(
                 continue;
             };
             found = true;
-            let path = if release.acquire_by_hash {
-                format!(
+            // By hash when the suite offers it (immune to mirror update races), falling back
+            // to the plain path as apt does when a mirror lacks the by-hash copy. Either way
+            // the file must match the signed hash.
+            let plain_url = join(uri, &format!("dists/{}/{name}", source.suite));
+            let cached = if release.acquire_by_hash {
+                let by_hash = format!(
                     "dists/{}/{component}/binary-{index_arch}/by-hash/SHA256/{}",
                     source.suite, file.sha256
-                )
+                );
+                match fetcher
+                    .fetch_verified(&join(uri, &by_hash), &file.sha256, Some(file.size), &name)
+                    .await
+                {
+                    Err(fetch::Error::Status { status: 404, .. }) => {
+                        fetcher
+                            .fetch_verified(&plain_url, &file.sha256, Some(file.size), &name)
+                            .await?
+                    }
+                    other => other?,
+                }
             } else {
-                format!("dists/{}/{name}", source.suite)
+                fetcher
+                    .fetch_verified(&plain_url, &file.sha256, Some(file.size), &name)
+                    .await?
             };
-            let index_url = join(uri, &path);
-            let cached = fetcher
-                .fetch_verified(&index_url, &file.sha256, Some(file.size), &name)
-                .await?;
+            let index_url = plain_url;
             let bytes = std::fs::read(&cached).map_err(|source| Error::Index {
                 url: index_url.clone(),
                 source,
             })?;
             let format = Format::from_name(&name).unwrap_or(Format::None);
-            let text =
-                decompress(format, &bytes, MAX_INDEX_BYTES).map_err(|source| Error::Index {
-                    url: index_url.clone(),
-                    source,
-                })?;
+            let text = decompress(format, &bytes, MAX_INDEX_BYTES).map_err(|source| Error::Index {
+                url: index_url.clone(),
+                source,
+            })?;
             let text = String::from_utf8(text).map_err(|_| Error::Release {
                 url: index_url.clone(),
                 problem: "index is not UTF-8".into(),

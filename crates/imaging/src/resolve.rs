@@ -20,8 +20,6 @@ use crate::spec::{Reasoned, matches};
 pub enum Error {
     #[error("package `{0}` is not in any configured source")]
     NotFound(String),
-    #[error("package `{0}` is both requested and pruned ({1})")]
-    RootPruned(String, String),
     #[error("{package} depends on `{dependency}`, which no configured source satisfies")]
     Unsatisfiable { package: String, dependency: String },
     #[error("{package} needs `{dependency}`, but {selected} was already chosen")]
@@ -68,10 +66,7 @@ impl Universe {
                         .as_ref()
                         .filter(|(op, _)| *op == Op::Eq)
                         .map(|(_, v)| v.clone());
-                    providers
-                        .entry(provided.name.clone())
-                        .or_default()
-                        .push(((s, p), v));
+                    providers.entry(provided.name.clone()).or_default().push(((s, p), v));
                 }
             }
         }
@@ -83,9 +78,7 @@ impl Universe {
         // Highest version first; ties keep source order (earlier sources win).
         let mut by_name = std::mem::take(&mut universe.by_name);
         for keys in by_name.values_mut() {
-            keys.sort_by(|a, b| {
-                version::compare(&universe.get(*b).version, &universe.get(*a).version)
-            });
+            keys.sort_by(|a, b| version::compare(&universe.get(*b).version, &universe.get(*a).version));
         }
         universe.by_name = by_name;
         universe
@@ -185,7 +178,8 @@ pub struct Resolution {
     pub unavailable_optional: Vec<String>,
 }
 
-/// Resolves `roots` (required) and `optional` roots against `universe`.
+/// Resolves `roots` (required) and `optional` roots against `universe`. Prune rules apply
+/// to dependencies only: a package asked for by name is always installed.
 pub fn resolve(
     universe: &Universe,
     roots: &[String],
@@ -201,9 +195,6 @@ pub fn resolve(
         .map(|r| (r, true))
         .chain(optional.iter().map(|r| (r, false)))
     {
-        if let Some(rule) = pruned_by(name) {
-            return Err(Error::RootPruned(name.clone(), rule.reason.clone()));
-        }
         match universe.best(name, None) {
             Some(key) => {
                 if selected.insert(name.clone(), key).is_none() {
@@ -313,18 +304,12 @@ fn relations(pkg: &Package, fields: [Option<&str>; 2]) -> Result<Vec<Dependency>
 }
 
 /// Whether a selected package (real, or through Provides) already satisfies a dependency.
-fn satisfied(
-    universe: &Universe,
-    selected: &BTreeMap<String, Key>,
-    dependency: &Dependency,
-) -> bool {
+fn satisfied(universe: &Universe, selected: &BTreeMap<String, Key>, dependency: &Dependency) -> bool {
     dependency.iter().any(|alt| {
         let real = selected
             .get(&alt.name)
             .is_some_and(|key| ok(&universe.get(*key).version, alt.version.as_ref()));
-        real || selected
-            .values()
-            .any(|key| provides(universe.get(*key), alt))
+        real || selected.values().any(|key| provides(universe.get(*key), alt))
     })
 }
 
@@ -454,7 +439,11 @@ mod tests {
     #[test]
     fn follows_depends_alternatives_provides_and_prefers_the_highest_version() {
         let main = [
-            stanza("pg", "15.1", "Pre-Depends: libc (>= 2)\nDepends: locales | locales-all, debconf | debconf-2.0, libssl\n"),
+            stanza(
+                "pg",
+                "15.1",
+                "Pre-Depends: libc (>= 2)\nDepends: locales | locales-all, debconf | debconf-2.0, libssl\n",
+            ),
             stanza("libc", "2.36", ""),
             stanza("locales-all", "2.36", ""),
             stanza("libssl3t64", "3.4", "Provides: libssl (= 3.4)\n"),
@@ -462,21 +451,10 @@ mod tests {
         .concat();
         let updates = stanza("libc", "2.36-9+deb12u1", "");
         let u = universe(&[&main, &updates]);
-        let r = resolve(
-            &u,
-            &["pg".into()],
-            &[],
-            &[rule("locales"), rule("debconf*")],
-        )
-        .unwrap();
+        let r = resolve(&u, &["pg".into()], &[], &[rule("locales"), rule("debconf*")]).unwrap();
         assert_eq!(
             names(&u, &r),
-            [
-                "libc=2.36-9+deb12u1",
-                "libssl3t64=3.4",
-                "locales-all=2.36",
-                "pg=15.1"
-            ]
+            ["libc=2.36-9+deb12u1", "libssl3t64=3.4", "locales-all=2.36", "pg=15.1"]
         );
         assert_eq!(r.pruned.len(), 1);
         assert_eq!(r.pruned[0].dependency, "debconf | debconf-2.0");
@@ -486,13 +464,8 @@ mod tests {
     #[test]
     fn a_missing_dependency_names_the_package_and_the_relation() {
         let u = universe(&[&stanza("pg", "15", "Depends: libicu72 (>= 72)\n")]);
-        let err = resolve(&u, &["pg".into()], &[], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("pg 15 amd64") && err.contains("libicu72 (>= 72)"),
-            "{err}"
-        );
+        let err = resolve(&u, &["pg".into()], &[], &[]).unwrap_err().to_string();
+        assert!(err.contains("pg 15 amd64") && err.contains("libicu72 (>= 72)"), "{err}");
         assert!(
             resolve(&u, &["nope".into()], &[], &[])
                 .unwrap_err()
@@ -502,14 +475,18 @@ mod tests {
     }
 
     #[test]
-    fn optional_roots_may_be_absent_and_pruned_roots_are_refused() {
-        let u = universe(&[&stanza("pg", "15", "")]);
+    fn optional_roots_may_be_absent_and_named_roots_win_over_prunes() {
+        let u = universe(&[&[
+            stanza("pg", "15", "Depends: locales-all\n"),
+            stanza("locales-all", "1", ""),
+        ]
+        .concat()]);
         let r = resolve(&u, &["pg".into()], &["pgvector".into()], &[]).unwrap();
         assert_eq!(r.unavailable_optional, ["pgvector"]);
-        assert!(matches!(
-            resolve(&u, &["pg".into()], &[], &[rule("pg")]),
-            Err(Error::RootPruned(..))
-        ));
+        let pruned = resolve(&u, &["pg".into()], &[], &[rule("locales-all")]).unwrap();
+        assert_eq!(names(&u, &pruned), ["pg=15"]);
+        let asked = resolve(&u, &["pg".into(), "locales-all".into()], &[], &[rule("locales-all")]).unwrap();
+        assert_eq!(names(&u, &asked), ["locales-all=1", "pg=15"]);
     }
 
     #[test]
@@ -521,13 +498,8 @@ mod tests {
         ]
         .concat();
         let u = universe(&[&text]);
-        let err = resolve(&u, &["a".into()], &[], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("conflicts with") && err.contains("c 1 amd64"),
-            "{err}"
-        );
+        let err = resolve(&u, &["a".into()], &[], &[]).unwrap_err().to_string();
+        assert!(err.contains("conflicts with") && err.contains("c 1 amd64"), "{err}");
 
         let text = [
             stanza("a", "1", "Depends: b (>= 2)\n"),
@@ -539,9 +511,6 @@ mod tests {
         let err = resolve(&u, &["r".into(), "a".into()], &[], &[])
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("b (>= 2)") && err.contains("b 1 amd64"),
-            "{err}"
-        );
+        assert!(err.contains("b (>= 2)") && err.contains("b 1 amd64"), "{err}");
     }
 }

@@ -64,8 +64,7 @@ impl Site {
     /// Reads a site file.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Read(path.to_owned(), e))?;
-        let file: SiteFile = serde_saphyr::from_str(&text)
-            .map_err(|e| Error::Parse(path.to_owned(), e.to_string()))?;
+        let file: SiteFile = serde_saphyr::from_str(&text).map_err(|e| Error::Parse(path.to_owned(), e.to_string()))?;
         let mut site = Site {
             origin: path.display().to_string(),
             ..Site::default()
@@ -123,8 +122,7 @@ impl Site {
 
     /// Accepts an expired Valid-Until for one suite of one repository.
     pub fn allow_expired(&mut self, repository: &str, suite: &str) {
-        self.allow_expired
-            .insert((repository.to_owned(), suite.to_owned()));
+        self.allow_expired.insert((repository.to_owned(), suite.to_owned()));
     }
 
     fn insert(&mut self, name: &str, uri: &str) -> Result<(), Error> {
@@ -133,26 +131,21 @@ impl Site {
             repository: name.to_owned(),
             problem: p.to_owned(),
         };
-        let parsed =
-            reqwest::Url::parse(uri).map_err(|e| problem(&format!("`{uri}` is not a URI: {e}")))?;
+        let parsed = reqwest::Url::parse(uri).map_err(|e| problem(&format!("`{uri}` is not a URI: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https" | "file") {
             return Err(problem("only http, https and file URIs are supported"));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(problem("credentials do not belong in a URI"));
         }
-        self.uris
-            .insert(name.to_owned(), uri.trim_end_matches('/').to_owned());
+        self.uris.insert(name.to_owned(), uri.trim_end_matches('/').to_owned());
         Ok(())
     }
 }
 
 /// Which spec repository a set of apt suites belongs to.
 fn classify(suites: &[String]) -> Option<&'static str> {
-    if suites
-        .iter()
-        .any(|s| s.ends_with("-pgdg") || s.contains("-pgdg-"))
-    {
+    if suites.iter().any(|s| s.ends_with("-pgdg") || s.contains("-pgdg-")) {
         Some("pgdg")
     } else if suites.iter().any(|s| s.ends_with("-security")) {
         Some("debian-security")
@@ -169,21 +162,11 @@ fn deb822_entries(text: &str) -> Vec<(String, Vec<String>)> {
     };
     paragraphs
         .iter()
-        .filter(|p| {
-            p.get("Types")
-                .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"))
-        })
-        .filter(|p| {
-            p.get("Enabled")
-                .is_none_or(|e| !e.eq_ignore_ascii_case("no"))
-        })
+        .filter(|p| p.get("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb")))
+        .filter(|p| p.get("Enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no")))
         .filter_map(|p| {
             let uri = p.get("URIs")?.split_whitespace().next()?.to_owned();
-            let suites = p
-                .get("Suites")?
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
+            let suites = p.get("Suites")?.split_whitespace().map(str::to_owned).collect();
             Some((uri, suites))
         })
         .collect()
@@ -227,10 +210,7 @@ mod tests {
         .unwrap();
         let site = Site::from_apt_dir(dir.path()).unwrap();
         assert_eq!(site.uris["debian"], "http://mirror.test/debian");
-        assert_eq!(
-            site.uris["debian-security"],
-            "http://mirror.test/debian-security"
-        );
+        assert_eq!(site.uris["debian-security"], "http://mirror.test/debian-security");
         assert_eq!(site.uris["pgdg"], "https://pg.test/apt");
     }
 
@@ -245,39 +225,22 @@ mod tests {
     fn site_files_are_validated_with_the_bad_key_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("site.yaml");
-        std::fs::write(
-            &path,
-            "repositories:\n  debian: { uri: ftp://x.test/debian }\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "repositories:\n  debian: { uri: ftp://x.test/debian }\n").unwrap();
         assert!(
             Site::from_file(&path)
                 .unwrap_err()
                 .to_string()
                 .contains("only http, https and file")
         );
-        std::fs::write(
-            &path,
-            "repositories:\n  debian: { url: http://x.test/debian }\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "repositories:\n  debian: { url: http://x.test/debian }\n").unwrap();
         assert!(
             Site::from_file(&path)
                 .unwrap_err()
                 .to_string()
                 .contains("unknown field `url`")
         );
-        std::fs::write(
-            &path,
-            "repositories:\n  debian: { uri: 'http://u:p@x.test/debian' }\n",
-        )
-        .unwrap();
-        assert!(
-            Site::from_file(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("credentials")
-        );
+        std::fs::write(&path, "repositories:\n  debian: { uri: 'http://u:p@x.test/debian' }\n").unwrap();
+        assert!(Site::from_file(&path).unwrap_err().to_string().contains("credentials"));
         std::fs::write(
             &path,
             "repositories:\n  debian: { uri: 'http://x.test/debian/', allow_expired: [sid] }\n",
@@ -285,9 +248,6 @@ mod tests {
         .unwrap();
         let site = Site::from_file(&path).unwrap();
         assert_eq!(site.uris["debian"], "http://x.test/debian");
-        assert!(
-            site.allow_expired
-                .contains(&("debian".to_owned(), "sid".to_owned()))
-        );
+        assert!(site.allow_expired.contains(&("debian".to_owned(), "sid".to_owned())));
     }
 }

@@ -117,7 +117,7 @@ pub struct LayerSpec {
     pub sources: Vec<String>,
 }
 
-/// What goes into one image. In the `postgresql` section, `{major}` in any string is
+/// What goes into one image. In the `postgresql` section, `$major` in any string is
 /// replaced by the major version.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -232,11 +232,10 @@ impl Spec {
         for major in &images.postgresql.majors {
             for (flavor, template) in &images.postgresql.flavors {
                 let name = format!("postgresql-{major}-{flavor}");
-                let text = serde_json::to_string(template)
+                let text =
+                    serde_json::to_string(template).map_err(|e| Error::Invalid(images_path.clone(), e.to_string()))?;
+                let concrete: ImageSpec = serde_json::from_str(&text.replace("$major", &major.to_string()))
                     .map_err(|e| Error::Invalid(images_path.clone(), e.to_string()))?;
-                let concrete: ImageSpec =
-                    serde_json::from_str(&text.replace("{major}", &major.to_string()))
-                        .map_err(|e| Error::Invalid(images_path.clone(), e.to_string()))?;
                 if expanded.insert(name.clone(), concrete).is_some() {
                     return Err(Error::Invalid(
                         images_path.clone(),
@@ -267,16 +266,16 @@ impl Spec {
     /// The keyring of a repository: its pinned keys, each checked against its fingerprint.
     pub fn keyring(&self, repository: &str, now: u64) -> Result<Keyring, Error> {
         let path = self.dir.join("repositories.yaml");
-        let repo = self.repositories.get(repository).ok_or_else(|| {
-            Error::Invalid(path.clone(), format!("unknown repository `{repository}`"))
-        })?;
+        let repo = self
+            .repositories
+            .get(repository)
+            .ok_or_else(|| Error::Invalid(path.clone(), format!("unknown repository `{repository}`")))?;
         let mut ring = Keyring::default();
         for key in &repo.keys {
             let file = self.dir.join(&key.file);
-            let bytes = std::fs::read(&file)
-                .map_err(|e| Error::Key(path.clone(), key.file.clone(), e.to_string()))?;
-            let found = Keyring::read(&bytes, now)
-                .map_err(|e| Error::Key(path.clone(), key.file.clone(), e.to_string()))?;
+            let bytes = std::fs::read(&file).map_err(|e| Error::Key(path.clone(), key.file.clone(), e.to_string()))?;
+            let found =
+                Keyring::read(&bytes, now).map_err(|e| Error::Key(path.clone(), key.file.clone(), e.to_string()))?;
             let want = key.fingerprint.replace(' ', "").to_ascii_uppercase();
             if found.fingerprints() != [want.clone()] {
                 return Err(Error::Key(
@@ -316,10 +315,7 @@ impl Spec {
         }
         for (name, dist) in &self.distributions {
             if dist.sources.is_empty() {
-                return Err(Error::Invalid(
-                    dists,
-                    format!("distributions.{name}.sources: empty"),
-                ));
+                return Err(Error::Invalid(dists, format!("distributions.{name}.sources: empty")));
             }
             for source in &dist.sources {
                 if !self.repositories.contains_key(&source.repository) {
@@ -359,17 +355,10 @@ impl Spec {
             if spec.distributions.is_empty() {
                 return Err(Error::Invalid(
                     images,
-                    format!(
-                        "{}: at least one distribution is required",
-                        at("distributions")
-                    ),
+                    format!("{}: at least one distribution is required", at("distributions")),
                 ));
             }
-            if let Some(d) = spec
-                .distributions
-                .iter()
-                .find(|d| !self.distributions.contains_key(*d))
-            {
+            if let Some(d) = spec.distributions.iter().find(|d| !self.distributions.contains_key(*d)) {
                 return Err(Error::Invalid(
                     images,
                     format!("{}: unknown distribution `{d}`", at("distributions")),
@@ -410,11 +399,7 @@ impl Spec {
                 if reasoned.reason.trim().is_empty() {
                     return Err(Error::Invalid(
                         images,
-                        format!(
-                            "{}: `{}` is listed without a reason",
-                            at("prune"),
-                            reasoned.pattern
-                        ),
+                        format!("{}: `{}` is listed without a reason", at("prune"), reasoned.pattern),
                     ));
                 }
             }
@@ -445,11 +430,7 @@ impl Spec {
 
 /// A suite, component or binary name: no path separators or traversal.
 fn is_plain(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
-        && s != "."
-        && s != ".."
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)) && s != "." && s != ".."
 }
 
 /// Parses a numeric `uid:gid`.
@@ -470,11 +451,7 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
 
 /// Merges `name`'s parents into it: lists are concatenated parent-first, maps merged with the
 /// child winning, single values inherited unless the child sets them.
-fn merge(
-    name: &str,
-    all: &BTreeMap<String, ImageSpec>,
-    path: &Path,
-) -> Result<EffectiveImage, Error> {
+fn merge(name: &str, all: &BTreeMap<String, ImageSpec>, path: &Path) -> Result<EffectiveImage, Error> {
     let mut chain = vec![name.to_owned()];
     let mut cursor = all.get(name).and_then(|s| s.from.clone());
     while let Some(parent) = cursor {
@@ -484,12 +461,9 @@ fn merge(
                 format!("images.{name}.from: `{parent}` forms a cycle"),
             ));
         }
-        let spec = all.get(&parent).ok_or_else(|| {
-            Error::Invalid(
-                path.to_owned(),
-                format!("images.{name}.from: unknown image `{parent}`"),
-            )
-        })?;
+        let spec = all
+            .get(&parent)
+            .ok_or_else(|| Error::Invalid(path.to_owned(), format!("images.{name}.from: unknown image `{parent}`")))?;
         chain.push(parent);
         cursor = spec.from.clone();
     }
@@ -523,11 +497,7 @@ fn merge(
         .strip_prefix("postgresql-")
         .and_then(|rest| rest.split('-').next())
         .and_then(|m| m.parse().ok());
-    let parents = chain
-        .iter()
-        .take(chain.len().saturating_sub(1))
-        .cloned()
-        .collect();
+    let parents = chain.iter().take(chain.len().saturating_sub(1)).cloned().collect();
     Ok(EffectiveImage {
         name: name.to_owned(),
         parents,

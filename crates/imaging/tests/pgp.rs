@@ -16,10 +16,7 @@ use cnpg_testkit::gpg::Gpg;
 const TEXT: &str = "Origin: Test\nSuite: stable\nSHA256:\n 0123 42 main/binary-amd64/Packages\n";
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn keyring(gpg: &Gpg, fpr: &str) -> Keyring {
@@ -29,9 +26,7 @@ fn keyring(gpg: &Gpg, fpr: &str) -> Keyring {
 #[test]
 fn rsa_signing_subkey_verifies_and_names_the_primary() {
     let gpg = Gpg::new().unwrap();
-    let primary = gpg
-        .generate("Archive <a@example.org>", "rsa3072", "1y", None)
-        .unwrap();
+    let primary = gpg.generate("Archive <a@example.org>", "rsa3072", "1y", None).unwrap();
     let subkey = gpg.add_signing_subkey(&primary, "rsa3072", "1y").unwrap();
     let signed = gpg.clearsign(&subkey, TEXT, None).unwrap();
 
@@ -45,27 +40,19 @@ fn rsa_signing_subkey_verifies_and_names_the_primary() {
 #[test]
 fn ed25519_primary_key_verifies() {
     let gpg = Gpg::new().unwrap();
-    let primary = gpg
-        .generate("Release <r@example.org>", "ed25519", "1y", None)
-        .unwrap();
+    let primary = gpg.generate("Release <r@example.org>", "ed25519", "1y", None).unwrap();
     let signed = gpg.clearsign(&primary, TEXT, None).unwrap();
-    let verified = keyring(&gpg, &primary)
-        .verify_cleartext(&signed, now())
-        .unwrap();
+    let verified = keyring(&gpg, &primary).verify_cleartext(&signed, now()).unwrap();
     assert_eq!(verified.signer, primary);
 }
 
 #[test]
 fn a_changed_byte_in_the_signed_text_is_rejected() {
     let gpg = Gpg::new().unwrap();
-    let primary = gpg
-        .generate("Archive <a@example.org>", "ed25519", "1y", None)
-        .unwrap();
+    let primary = gpg.generate("Archive <a@example.org>", "ed25519", "1y", None).unwrap();
     let signed = gpg.clearsign(&primary, TEXT, None).unwrap();
     let tampered = signed.replace("Suite: stable", "Suite: stablE");
-    let err = keyring(&gpg, &primary)
-        .verify_cleartext(&tampered, now())
-        .unwrap_err();
+    let err = keyring(&gpg, &primary).verify_cleartext(&tampered, now()).unwrap_err();
     assert!(matches!(err, Error::NotTrusted(_)), "{err}");
     assert!(err.to_string().contains("bad signature"), "{err}");
 }
@@ -73,31 +60,20 @@ fn a_changed_byte_in_the_signed_text_is_rejected() {
 #[test]
 fn a_signature_by_another_key_is_not_trusted_and_names_that_key() {
     let gpg = Gpg::new().unwrap();
-    let pinned = gpg
-        .generate("Pinned <p@example.org>", "ed25519", "1y", None)
-        .unwrap();
-    let other = gpg
-        .generate("Other <o@example.org>", "ed25519", "1y", None)
-        .unwrap();
+    let pinned = gpg.generate("Pinned <p@example.org>", "ed25519", "1y", None).unwrap();
+    let other = gpg.generate("Other <o@example.org>", "ed25519", "1y", None).unwrap();
     let signed = gpg.clearsign(&other, TEXT, None).unwrap();
-    let err = keyring(&gpg, &pinned)
-        .verify_cleartext(&signed, now())
-        .unwrap_err();
+    let err = keyring(&gpg, &pinned).verify_cleartext(&signed, now()).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("not a pinned signing key"), "{message}");
-    assert!(
-        message.contains(&other),
-        "the unknown signer is named: {message}"
-    );
+    assert!(message.contains(&other), "the unknown signer is named: {message}");
 }
 
 #[test]
 fn a_signature_by_an_expired_key_is_not_trusted() {
     let gpg = Gpg::new().unwrap();
     let past = Some("20200101T000000!");
-    let primary = gpg
-        .generate("Old <old@example.org>", "ed25519", "1d", past)
-        .unwrap();
+    let primary = gpg.generate("Old <old@example.org>", "ed25519", "1d", past).unwrap();
     let signed = gpg.clearsign(&primary, TEXT, past).unwrap();
     let cert = gpg.export(&primary).unwrap();
     // In 2020 the signature was fine; today the key has long expired.
@@ -114,35 +90,22 @@ fn a_signature_by_an_expired_key_is_not_trusted() {
 #[test]
 fn a_revoked_signing_subkey_is_not_trusted() {
     let gpg = Gpg::new().unwrap();
-    let primary = gpg
-        .generate("Archive <a@example.org>", "rsa3072", "1y", None)
-        .unwrap();
+    let primary = gpg.generate("Archive <a@example.org>", "rsa3072", "1y", None).unwrap();
     let subkey = gpg.add_signing_subkey(&primary, "ed25519", "1y").unwrap();
     let signed = gpg.clearsign(&subkey, TEXT, None).unwrap();
-    assert!(
-        keyring(&gpg, &primary)
-            .verify_cleartext(&signed, now())
-            .is_ok()
-    );
+    assert!(keyring(&gpg, &primary).verify_cleartext(&signed, now()).is_ok());
 
     gpg.revoke_subkey(&primary, &subkey).unwrap();
     let err = keyring(&gpg, &primary)
         .verify_cleartext(&signed, now() + 5)
         .unwrap_err();
-    assert!(
-        err.to_string().contains("not a pinned signing key"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not a pinned signing key"), "{err}");
 }
 
 #[test]
 fn unsigned_text_is_rejected_as_such() {
     let gpg = Gpg::new().unwrap();
-    let primary = gpg
-        .generate("Archive <a@example.org>", "ed25519", "1y", None)
-        .unwrap();
-    let err = keyring(&gpg, &primary)
-        .verify_cleartext(TEXT, now())
-        .unwrap_err();
+    let primary = gpg.generate("Archive <a@example.org>", "ed25519", "1y", None).unwrap();
+    let err = keyring(&gpg, &primary).verify_cleartext(TEXT, now()).unwrap_err();
     assert!(matches!(err, Error::NotSigned), "{err}");
 }

@@ -18,12 +18,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit the binaries were built from (`unknown` outside a checkout).
 pub const GIT_COMMIT: &str = env!("CNPG_RS_GIT_COMMIT");
 /// What `--version` prints after the binary name.
-pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("CNPG_RS_GIT_COMMIT"),
-    ")"
-);
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CNPG_RS_GIT_COMMIT"), ")");
 
 /// Target prefix shared by every crate of this workspace (`cnpg_operator`, `cnpg_imaging`, ...).
 const OWN_TARGETS: &str = "cnpg";
@@ -91,11 +86,7 @@ pub fn init_logging(args: &LogArgs) -> Result<(), Error> {
 }
 
 /// The subscriber behind [`init_logging`], writing to any writer (tests capture it).
-pub fn subscriber<W>(
-    level: LogLevel,
-    json: bool,
-    writer: W,
-) -> impl tracing::Subscriber + Send + Sync
+pub fn subscriber<W>(level: LogLevel, json: bool, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -113,9 +104,7 @@ where
             .with_writer(writer);
         (Some(layer), None)
     } else {
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(writer);
+        let layer = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer);
         (None, Some(layer))
     };
     tracing_subscriber::registry()
@@ -181,10 +170,7 @@ fn undocumented(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
     for arg in cmd.get_arguments() {
         let builtin = matches!(arg.get_id().as_str(), "help" | "version");
         if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
-            problems.push(format!(
-                "`{path}`: argument `{}` has no help text",
-                arg.get_id()
-            ));
+            problems.push(format!("`{path}`: argument `{}` has no help text", arg.get_id()));
         }
     }
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
@@ -202,10 +188,7 @@ mod tests {
 
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut bytes = self
-                .0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut bytes = self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             bytes.extend_from_slice(buf);
             Ok(buf.len())
         }
@@ -250,10 +233,7 @@ mod tests {
             tracing::info!(target: "cnpg_operator", "chatter");
             tracing::warn!(target: "cnpg_operator", "problem");
         });
-        assert!(
-            !quiet.contains("chatter") && quiet.contains("problem"),
-            "{quiet}"
-        );
+        assert!(!quiet.contains("chatter") && quiet.contains("problem"), "{quiet}");
     }
 
     #[test]
@@ -261,10 +241,7 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("failed to read the spec")]
         struct Outer(#[source] std::io::Error);
-        let err = Outer(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no such file",
-        ));
+        let err = Outer(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"));
         assert_eq!(error_chain(&err), "failed to read the spec: no such file");
     }
 
@@ -277,12 +254,7 @@ mod tests {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
-        match (
-            std::env::var("CNPG_RS_GIT_COMMIT")
-                .ok()
-                .filter(|c| !c.is_empty()),
-            head,
-        ) {
+        match (std::env::var("CNPG_RS_GIT_COMMIT").ok().filter(|c| !c.is_empty()), head) {
             (Some(pinned), _) => assert_eq!(GIT_COMMIT, pinned),
             (None, Some(head)) => {
                 assert_eq!(GIT_COMMIT, head, "a stale build: build.rs did not rerun")

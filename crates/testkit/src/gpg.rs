@@ -44,32 +44,16 @@ impl Gpg {
     /// Generates a primary key (`algo`: `rsa3072`, `ed25519`, ...) able to sign, optionally
     /// at a faked time (`20200101T000000!`), expiring after `expire` (`1y`, `1d`, `never`).
     /// Returns its fingerprint.
-    pub fn generate(
-        &self,
-        uid: &str,
-        algo: &str,
-        expire: &str,
-        faked_time: Option<&str>,
-    ) -> anyhow::Result<String> {
+    pub fn generate(&self, uid: &str, algo: &str, expire: &str, faked_time: Option<&str>) -> anyhow::Result<String> {
         run(self
             .gpg(faked_time)
             .args(["--quick-gen-key", uid, algo, "sign", expire]))?;
-        self.fingerprints(uid)?
-            .into_iter()
-            .next()
-            .context("no key generated")
+        self.fingerprints(uid)?.into_iter().next().context("no key generated")
     }
 
     /// Adds a signing subkey to `primary` and returns the subkey's fingerprint.
-    pub fn add_signing_subkey(
-        &self,
-        primary: &str,
-        algo: &str,
-        expire: &str,
-    ) -> anyhow::Result<String> {
-        run(self
-            .gpg(None)
-            .args(["--quick-add-key", primary, algo, "sign", expire]))?;
+    pub fn add_signing_subkey(&self, primary: &str, algo: &str, expire: &str) -> anyhow::Result<String> {
+        run(self.gpg(None).args(["--quick-add-key", primary, algo, "sign", expire]))?;
         self.fingerprints(primary)?
             .into_iter()
             .last()
@@ -80,10 +64,7 @@ impl Gpg {
     pub fn revoke_subkey(&self, primary: &str, subkey: &str) -> anyhow::Result<()> {
         // `--quick-revoke-sig` does not cover subkeys; drive --edit-key through its command fd.
         let list = self.fingerprints(primary)?;
-        let index = list
-            .iter()
-            .position(|f| f == subkey)
-            .context("subkey not found")?;
+        let index = list.iter().position(|f| f == subkey).context("subkey not found")?;
         let script = format!("key {index}\nrevkey\ny\n0\n\ny\nsave\n");
         let mut cmd = self.gpg(None);
         cmd.args(["--command-fd", "0", "--edit-key", primary]);
@@ -110,12 +91,7 @@ impl Gpg {
     }
 
     /// Clearsigns `text` with exactly the key `signer` (a fingerprint; subkeys allowed).
-    pub fn clearsign(
-        &self,
-        signer: &str,
-        text: &str,
-        faked_time: Option<&str>,
-    ) -> anyhow::Result<String> {
+    pub fn clearsign(&self, signer: &str, text: &str, faked_time: Option<&str>) -> anyhow::Result<String> {
         let dir = tempfile::tempdir()?;
         let input = dir.path().join("in");
         std::fs::write(&input, text)?;

@@ -12,9 +12,9 @@ use anyhow::{Context as _, bail};
 /// cannot be started at all (not installed).
 pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().with_context(|| {
-        format!("failed to start `{program}`: is it installed? (scripts/setup.sh installs it)")
-    })?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("failed to start `{program}`: is it installed? (scripts/setup.sh installs it)"))?;
     if !out.status.success() {
         bail!(
             "`{program}` failed ({}): {}",

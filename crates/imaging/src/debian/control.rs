@@ -50,20 +50,15 @@ pub fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, Error> {
             continue;
         }
         if bare.starts_with([' ', '\t']) {
-            let last = fields.last_mut().ok_or_else(|| {
-                Error::Control(format!(
-                    "continuation line without a field: `{}`",
-                    bare.trim()
-                ))
-            })?;
+            let last = fields
+                .last_mut()
+                .ok_or_else(|| Error::Control(format!("continuation line without a field: `{}`", bare.trim())))?;
             last.2 = line_start + bare.len();
             continue;
         }
-        let (name, _) = bare.split_once(':').ok_or_else(|| {
-            Error::Control(format!(
-                "line is neither `Name: value` nor a continuation: `{bare}`"
-            ))
-        })?;
+        let (name, _) = bare
+            .split_once(':')
+            .ok_or_else(|| Error::Control(format!("line is neither `Name: value` nor a continuation: `{bare}`")))?;
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(Error::Control(format!("bad field name in `{bare}`")));
         }
@@ -122,12 +117,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_naming_the_line() {
-        assert!(
-            paragraphs(" orphan\n")
-                .unwrap_err()
-                .to_string()
-                .contains("orphan")
-        );
+        assert!(paragraphs(" orphan\n").unwrap_err().to_string().contains("orphan"));
         assert!(
             paragraphs("no colon here\n")
                 .unwrap_err()

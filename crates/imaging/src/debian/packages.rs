@@ -44,19 +44,14 @@ pub fn parse(text: &str) -> Result<Vec<Package>, Error> {
         let version = p.require("Version")?.to_owned();
         let (source, source_version) = match p.get("Source") {
             Some(src) => match src.split_once('(') {
-                Some((n, v)) => (
-                    n.trim().to_owned(),
-                    v.trim_end_matches(')').trim().to_owned(),
-                ),
+                Some((n, v)) => (n.trim().to_owned(), v.trim_end_matches(')').trim().to_owned()),
                 None => (src.trim().to_owned(), version.clone()),
             },
             None => (name.clone(), version.clone()),
         };
         let sha256 = p.require("SHA256")?.to_ascii_lowercase();
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Control(format!(
-                "package {name} has a malformed SHA256"
-            )));
+            return Err(Error::Control(format!("package {name} has a malformed SHA256")));
         }
         let number = |field: &str| -> Result<u64, Error> {
             p.get(field)
@@ -126,21 +121,8 @@ mod tests {
     #[test]
     fn unsafe_paths_and_bad_hashes_are_refused() {
         let evil = INDEX.replace("pool/main/t/tzdata/", "../../etc/");
-        assert!(
-            parse(&evil)
-                .unwrap_err()
-                .to_string()
-                .contains("unsafe Filename")
-        );
-        let short = INDEX.replace(
-            "00000000000000000000000000000000000000000000000000000000000000bb",
-            "bb",
-        );
-        assert!(
-            parse(&short)
-                .unwrap_err()
-                .to_string()
-                .contains("malformed SHA256")
-        );
+        assert!(parse(&evil).unwrap_err().to_string().contains("unsafe Filename"));
+        let short = INDEX.replace("00000000000000000000000000000000000000000000000000000000000000bb", "bb");
+        assert!(parse(&short).unwrap_err().to_string().contains("malformed SHA256"));
     }
 }

@@ -29,9 +29,7 @@ pub fn parse(field: &str) -> Result<Vec<Dependency>, Error> {
     for group in field.split(',').map(str::trim).filter(|g| !g.is_empty()) {
         let mut alternatives = Vec::new();
         for alt in group.split('|').map(str::trim) {
-            alternatives.push(
-                parse_alternative(alt).map_err(|why| Error::Relation(format!("`{alt}`: {why}")))?,
-            );
+            alternatives.push(parse_alternative(alt).map_err(|why| Error::Relation(format!("`{alt}`: {why}")))?);
         }
         deps.push(alternatives);
     }
@@ -66,9 +64,7 @@ fn parse_alternative(text: &str) -> Result<Alternative, String> {
     // Architecture restrictions `[...]` and build profiles `<...>` only appear in source
     // packages; a binary index carrying them is malformed for our purpose.
     if head.contains(['[', '<']) {
-        return Err(
-            "architecture or profile restrictions are not expected in a binary index".into(),
-        );
+        return Err("architecture or profile restrictions are not expected in a binary index".into());
     }
     let (name, arch) = match head.split_once(':') {
         Some((n, a)) => (n, Some(a.to_owned())),
@@ -94,10 +90,7 @@ mod tests {
 
     #[test]
     fn parses_alternatives_versions_and_qualifiers() {
-        let deps = parse(
-            "locales | locales-all, postgresql-common (>= 241~), perl:any,\n libc6 (>= 2.34)",
-        )
-        .unwrap();
+        let deps = parse("locales | locales-all, postgresql-common (>= 241~), perl:any,\n libc6 (>= 2.34)").unwrap();
         assert_eq!(deps.len(), 4);
         assert_eq!(
             deps[0].iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),

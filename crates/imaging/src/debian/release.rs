@@ -21,6 +21,9 @@ pub struct Release {
     pub date: Option<u64>,
     pub valid_until: Option<u64>,
     pub acquire_by_hash: bool,
+    /// `No-Support-for-Architecture-all: Packages`: `all` packages are listed in every
+    /// architecture's index, so the `binary-all` index must not be read as well.
+    pub all_in_arch_indexes: bool,
     pub architectures: Vec<String>,
     pub components: Vec<String>,
     pub files: BTreeMap<String, IndexFile>,
@@ -48,8 +51,7 @@ impl Release {
             .filter(|l| !l.is_empty())
         {
             let mut parts = line.split_whitespace();
-            let (Some(hash), Some(size), Some(path), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+            let (Some(hash), Some(size), Some(path), None) = (parts.next(), parts.next(), parts.next(), parts.next())
             else {
                 return Err(Error::Release(format!("bad SHA256 line `{line}`")));
             };
@@ -80,9 +82,8 @@ impl Release {
             codename: p.get("Codename").map(str::to_owned),
             date: date("Date")?,
             valid_until: date("Valid-Until")?,
-            acquire_by_hash: p
-                .get("Acquire-By-Hash")
-                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            acquire_by_hash: p.get("Acquire-By-Hash").is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            all_in_arch_indexes: p.get("No-Support-for-Architecture-all") == Some("Packages"),
             architectures: words("Architectures"),
             components: words("Components"),
             files,
@@ -142,14 +143,8 @@ mod tests {
     #[test]
     fn parses_dates_as_release_files_write_them() {
         assert_eq!(parse_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
-        assert_eq!(
-            parse_date("Sat, 11 Jul 2026 10:16:37 UTC"),
-            Some(1_783_764_997)
-        );
-        assert_eq!(
-            parse_date("Sat, 29 Feb 2020 12:00:00 +0100"),
-            Some(1_582_974_000)
-        );
+        assert_eq!(parse_date("Sat, 11 Jul 2026 10:16:37 UTC"), Some(1_783_764_997));
+        assert_eq!(parse_date("Sat, 29 Feb 2020 12:00:00 +0100"), Some(1_582_974_000));
         assert_eq!(parse_date("someday"), None);
     }
 

@@ -50,9 +50,7 @@ pub fn decode_all(text: &str, kind: &str) -> Result<Vec<Vec<u8>>, Error> {
                 .map_err(|e| Error::Armor(format!("bad checksum line: {e}")))?;
             let actual = crc24(&data).to_be_bytes();
             if expected.as_slice() != actual.get(1..).unwrap_or_default() {
-                return Err(Error::Armor(format!(
-                    "{kind} block fails its CRC-24 checksum"
-                )));
+                return Err(Error::Armor(format!("{kind} block fails its CRC-24 checksum")));
             }
         }
         blocks.push(data);

@@ -7,12 +7,10 @@ use openssl::pkey::{Id, PKey, Public};
 use openssl::rsa::Rsa;
 
 use super::Error;
-use super::packet::{
-    Reader, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE, TAG_USER_ID, packets,
-};
+use super::packet::{Reader, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE, TAG_USER_ID, packets};
 use super::signature::{
-    FLAG_SIGN, SIG_DIRECT_KEY, SIG_KEY_REVOCATION, SIG_PRIMARY_BINDING, SIG_SUBKEY_BINDING,
-    SIG_SUBKEY_REVOCATION, Signature,
+    FLAG_SIGN, SIG_DIRECT_KEY, SIG_KEY_REVOCATION, SIG_PRIMARY_BINDING, SIG_SUBKEY_BINDING, SIG_SUBKEY_REVOCATION,
+    Signature,
 };
 
 /// The smallest RSA modulus we accept.
@@ -23,10 +21,7 @@ const ED25519_OID: &[u8] = &[0x2B, 0x06, 0x01, 0x04, 0x01, 0xDA, 0x47, 0x0F, 0x0
 /// Public key material usable with OpenSSL.
 #[derive(Clone)]
 pub enum KeyMaterial {
-    Rsa {
-        pkey: PKey<Public>,
-        modulus_len: usize,
-    },
+    Rsa { pkey: PKey<Public>, modulus_len: usize },
     Ed25519(PKey<Public>),
 }
 
@@ -62,13 +57,9 @@ impl PublicKey {
                 let n = BigNum::from_slice(r.mpi()?)?;
                 let e = BigNum::from_slice(r.mpi()?)?;
                 if n.num_bits() < i32::try_from(MIN_RSA_BITS).unwrap_or(i32::MAX) {
-                    return Err(Error::Unsupported(format!(
-                        "RSA key of {} bits",
-                        n.num_bits()
-                    )));
+                    return Err(Error::Unsupported(format!("RSA key of {} bits", n.num_bits())));
                 }
-                let modulus_len = usize::try_from(n.num_bytes())
-                    .map_err(|_| Error::Malformed("RSA modulus".into()))?;
+                let modulus_len = usize::try_from(n.num_bytes()).map_err(|_| Error::Malformed("RSA modulus".into()))?;
                 let pkey = PKey::from_rsa(Rsa::from_public_components(n, e)?)?;
                 KeyMaterial::Rsa { pkey, modulus_len }
             }
@@ -76,9 +67,7 @@ impl PublicKey {
                 let oid_len = usize::from(r.u8()?);
                 let oid = r.take(oid_len)?;
                 if oid != ED25519_OID {
-                    return Err(Error::Unsupported(
-                        "EdDSA key on a curve other than Ed25519".into(),
-                    ));
+                    return Err(Error::Unsupported("EdDSA key on a curve other than Ed25519".into()));
                 }
                 // A native point: 0x40 followed by the 32-byte key.
                 let point = r.mpi()?;
@@ -99,8 +88,7 @@ impl PublicKey {
         );
         framed.extend_from_slice(body);
         let digest = hash(MessageDigest::sha1(), &framed)?;
-        let fingerprint =
-            <[u8; 20]>::try_from(&*digest).map_err(|_| Error::Malformed("fingerprint".into()))?;
+        let fingerprint = <[u8; 20]>::try_from(&*digest).map_err(|_| Error::Malformed("fingerprint".into()))?;
         Ok(Self {
             created,
             material,
@@ -220,26 +208,21 @@ fn build_cert(
     now: u64,
 ) -> Result<Cert, Error> {
     let key = PublicKey::parse(primary.packet)?;
-    let by_primary = |sig: &&Signature| {
-        sig.names_issuer(&key) && sig.created.is_some_and(|c| u64::from(c) <= now)
-    };
+    let by_primary = |sig: &&Signature| sig.names_issuer(&key) && sig.created.is_some_and(|c| u64::from(c) <= now);
 
     // Revocation of the whole key.
-    let revoked =
-        primary.sigs.iter().filter(by_primary).any(|s| {
-            s.sig_type == SIG_KEY_REVOCATION && s.verify(&key, &[key.hashed_form()]).is_ok()
-        });
+    let revoked = primary
+        .sigs
+        .iter()
+        .filter(by_primary)
+        .any(|s| s.sig_type == SIG_KEY_REVOCATION && s.verify(&key, &[key.hashed_form()]).is_ok());
 
     // Self-signatures: on user IDs, or directly on the key. The newest valid one rules.
     let mut self_sigs: Vec<&Signature> = Vec::new();
     let mut user_ids = Vec::new();
     for uid in &uids {
         let mut framed = vec![0xB4];
-        framed.extend_from_slice(
-            &u32::try_from(uid.packet.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
+        framed.extend_from_slice(&u32::try_from(uid.packet.len()).unwrap_or(u32::MAX).to_be_bytes());
         framed.extend_from_slice(uid.packet);
         let valid: Vec<&Signature> = uid
             .sigs
@@ -304,15 +287,10 @@ fn build_cert(
 
 /// The subkey with its expiry when it is bound by `primary`, flagged for signing, cross-
 /// certified by a back-signature, and not revoked.
-fn bound_signing_subkey(
-    primary: &PublicKey,
-    sub: &Component<'_>,
-    now: u64,
-) -> Option<(PublicKey, Option<u64>)> {
+fn bound_signing_subkey(primary: &PublicKey, sub: &Component<'_>, now: u64) -> Option<(PublicKey, Option<u64>)> {
     let subkey = PublicKey::parse(sub.packet).ok()?;
     let parts: [&[u8]; 2] = [primary.hashed_form(), subkey.hashed_form()];
-    let by_primary =
-        |s: &&Signature| s.names_issuer(primary) && s.created.is_some_and(|c| u64::from(c) <= now);
+    let by_primary = |s: &&Signature| s.names_issuer(primary) && s.created.is_some_and(|c| u64::from(c) <= now);
     let revoked = sub
         .sigs
         .iter()

@@ -21,10 +21,7 @@ pub struct Cleartext<'a> {
 pub fn split(input: &str) -> Result<Cleartext<'_>, Error> {
     let start = input.find(BEGIN_MESSAGE).ok_or(Error::NotSigned)?;
     let body = input.get(start..).ok_or(Error::NotSigned)?;
-    if input
-        .get(..start)
-        .is_some_and(|before| !before.trim().is_empty())
-    {
+    if input.get(..start).is_some_and(|before| !before.trim().is_empty()) {
         return Err(Error::Malformed("data before the signed message".into()));
     }
     let mut pos = 0usize;
@@ -61,8 +58,7 @@ pub fn split(input: &str) -> Result<Cleartext<'_>, Error> {
         text.push('\n');
         signed_lines.push(unescaped.trim_end_matches([' ', '\t']));
     }
-    let at = signature_at
-        .ok_or_else(|| Error::Malformed("no signature after the signed text".into()))?;
+    let at = signature_at.ok_or_else(|| Error::Malformed("no signature after the signed text".into()))?;
     let armored_signature = body
         .get(at..)
         .ok_or_else(|| Error::Malformed("signature offset".into()))?;
@@ -90,7 +86,8 @@ mod tests {
     fn refuses_unsigned_truncated_and_prefixed_input() {
         assert!(matches!(split("Origin: Debian\n"), Err(Error::NotSigned)));
         assert!(split("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: x\n").is_err());
-        let prefixed = "Suite: evil\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nx\n-----BEGIN PGP SIGNATURE-----\n";
+        let prefixed =
+            "Suite: evil\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nx\n-----BEGIN PGP SIGNATURE-----\n";
         assert!(split(prefixed).is_err());
         let unescaped = "-----BEGIN PGP SIGNED MESSAGE-----\n\n-x\n-----BEGIN PGP SIGNATURE-----\n";
         assert!(split(unescaped).is_err());

@@ -23,9 +23,7 @@ pub fn packets(data: &[u8]) -> Result<Vec<Packet<'_>>, Error> {
     while !reader.is_empty() {
         let header = reader.u8()?;
         if header & 0x80 == 0 {
-            return Err(Error::Malformed(
-                "packet header without its marker bit".into(),
-            ));
+            return Err(Error::Malformed("packet header without its marker bit".into()));
         }
         let (tag, len) = if header & 0x40 != 0 {
             let tag = header & 0x3F;
@@ -35,9 +33,7 @@ pub fn packets(data: &[u8]) -> Result<Vec<Packet<'_>>, Error> {
                 192..=223 => ((usize::from(first) - 192) << 8) + usize::from(reader.u8()?) + 192,
                 255 => to_usize(reader.u32()?)?,
                 _ => {
-                    return Err(Error::Malformed(
-                        "partial body lengths are not supported".into(),
-                    ));
+                    return Err(Error::Malformed("partial body lengths are not supported".into()));
                 }
             };
             (tag, len)
@@ -83,12 +79,10 @@ impl<'a> Reader<'a> {
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let (head, tail) = self.data.split_at_checked(n).ok_or_else(|| {
-            Error::Malformed(format!(
-                "truncated: wanted {n} bytes, {} left",
-                self.data.len()
-            ))
-        })?;
+        let (head, tail) = self
+            .data
+            .split_at_checked(n)
+            .ok_or_else(|| Error::Malformed(format!("truncated: wanted {n} bytes, {} left", self.data.len())))?;
         self.data = tail;
         Ok(head)
     }

@@ -106,8 +106,7 @@ impl Signature {
             let len = match first {
                 0..=191 => usize::from(first),
                 192..=254 => ((usize::from(first) - 192) << 8) + usize::from(r.u8()?) + 192,
-                255 => usize::try_from(r.u32()?)
-                    .map_err(|_| Error::Malformed("subpacket length".into()))?,
+                255 => usize::try_from(r.u32()?).map_err(|_| Error::Malformed("subpacket length".into()))?,
             };
             let mut sub = Reader::new(r.take(len)?);
             let kind = sub.u8()?;
@@ -145,9 +144,7 @@ impl Signature {
     /// Whether the signature itself has expired at `now`.
     pub fn expired_at(&self, now: u64) -> bool {
         match (self.created, self.expires_after) {
-            (Some(created), Some(after)) if after != 0 => {
-                u64::from(created) + u64::from(after) <= now
-            }
+            (Some(created), Some(after)) if after != 0 => u64::from(created) + u64::from(after) <= now,
             _ => false,
         }
     }
@@ -156,9 +153,7 @@ impl Signature {
     /// (MD5, SHA-1, RIPEMD-160) are refused whatever the key.
     pub fn verify(&self, key: &PublicKey, parts: &[&[u8]]) -> Result<(), Error> {
         if self.unknown_critical {
-            return Err(Error::BadSignature(
-                "it carries an unknown critical subpacket".into(),
-            ));
+            return Err(Error::BadSignature("it carries an unknown critical subpacket".into()));
         }
         let md = match self.hash_algo {
             8 => MessageDigest::sha256(),
@@ -167,8 +162,8 @@ impl Signature {
             11 => MessageDigest::sha224(),
             other => return Err(Error::WeakHash(other)),
         };
-        let trailer_len = u32::try_from(self.hashed_prefix.len())
-            .map_err(|_| Error::Malformed("hashed area".into()))?;
+        let trailer_len =
+            u32::try_from(self.hashed_prefix.len()).map_err(|_| Error::Malformed("hashed area".into()))?;
         let mut trailer = vec![0x04, 0xFF];
         trailer.extend_from_slice(&trailer_len.to_be_bytes());
         let all: Vec<&[u8]> = parts
@@ -205,9 +200,7 @@ impl Signature {
                 Verifier::new_without_digest(pkey)?.verify_oneshot(raw, &digest)?
             }
             _ => {
-                return Err(Error::BadSignature(
-                    "signature and key algorithms differ".into(),
-                ));
+                return Err(Error::BadSignature("signature and key algorithms differ".into()));
             }
         };
         if good {
