@@ -12,7 +12,9 @@ BINS=(operator instance-manager pgbouncer-sidecar image-rebuilder)
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
 packages=()
 for b in "${BINS[@]}"; do packages+=(-p "cnpg-$b"); done
-cargo build --release --locked --target "$RELEASE_TARGET" "${packages[@]}"
+# OpenSSL is vendored (built from source, linked statically) for release builds only.
+cargo build --release --locked --target "$RELEASE_TARGET" "${packages[@]}" \
+    --features cnpg-image-rebuilder/vendored-openssl
 
 mkdir -p out/bin
 failed=0

@@ -11,6 +11,8 @@ DEBS=(
     binutils                                # readelf: proves release binaries are static
     git ca-certificates curl
     shellcheck                              # the gate lints our scripts too
+    gnupg dpkg                              # tests sign and build their own package repositories
+    skopeo umoci                            # tests read our OCI layouts with independent tools
 )
 CARGO_DENY_VERSION=0.20.2
 CARGO_NEXTEST_VERSION=0.9.143
@@ -63,6 +65,9 @@ main() {
     cargo fmt --version >/dev/null 2>&1 || die "the Rust component rustfmt is missing: rustup component add rustfmt"
     cargo clippy --version >/dev/null 2>&1 || die "the Rust component clippy is missing: rustup component add clippy"
     install_debs "${DEBS[@]}" "$@"
+    # Tests run our images in Docker; install the engine only where no docker CLI exists, so a
+    # machine's own Docker installation is never replaced.
+    command -v docker >/dev/null || install_debs docker.io
     cargo_tool nextest cargo-nextest "$CARGO_NEXTEST_VERSION"
     cargo_tool deny cargo-deny "$CARGO_DENY_VERSION"
     advisory_db

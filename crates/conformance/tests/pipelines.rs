@@ -113,7 +113,7 @@ fn every_step_of_every_pipeline_calls_a_script() {
             }
         }
     }
-    assert!(files >= 1, "expected at least the ci pipeline");
+    assert!(files >= 3, "expected the ci, images and rebuild pipelines");
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -126,6 +126,33 @@ fn ci_runs_on_every_push_and_pull_request() {
         "ci runs on every push, unfiltered"
     );
     assert!(ci.on.contains_key("pull_request"), "ci runs on every pull request");
+}
+
+#[test]
+fn images_build_from_main_only_and_rebuild_runs_daily() {
+    let images = workflow("images");
+    let branches = images.on.get("push").and_then(|p| p.get("branches")).cloned();
+    assert_eq!(
+        branches,
+        Some(serde_json::json!(["main"])),
+        "images are built from main only"
+    );
+
+    let rebuild = workflow("rebuild");
+    let schedule = rebuild
+        .on
+        .get("schedule")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(schedule.len(), 1, "one daily schedule");
+    let cron = schedule[0]["cron"].as_str().unwrap();
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{cron}");
+    assert!(
+        fields[2..].iter().all(|f| *f == "*"),
+        "every day of every month: {cron}"
+    );
 }
 
 #[test]

@@ -26,6 +26,22 @@ fn usize_at(b: &[u8], at: usize) -> Option<usize> {
     usize::try_from(u64_at(b, at)?).ok()
 }
 
+/// The `e_machine` of an ELF file.
+pub fn machine(b: &[u8]) -> Option<u16> {
+    is_elf(b).then(|| u16_at(b, 18)).flatten()
+}
+
+/// The `e_machine` binaries for a Debian architecture carry.
+pub fn machine_of(debian_arch: &str) -> Option<u16> {
+    match debian_arch {
+        "amd64" => Some(62),
+        "arm64" => Some(183),
+        "ppc64el" => Some(21),
+        "s390x" => Some(22),
+        _ => None,
+    }
+}
+
 /// Whether `bytes` start like an ELF file.
 pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")

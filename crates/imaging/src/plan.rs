@@ -31,7 +31,7 @@ pub enum Error {
     Spec(#[from] spec::Error),
     #[error(transparent)]
     Repo(#[from] repo::Error),
-    #[error("image {image} on {distribution}: {source}")]
+    #[error("image {image} on {distribution}")]
     Resolve {
         image: String,
         distribution: String,
@@ -142,6 +142,13 @@ impl<'a> Planner<'a> {
                 let mut out = Vec::new();
                 for name in &effective.spec.binaries {
                     let path = dir.join(name);
+                    let head = read_head(&path).map_err(|e| Error::Binary(path.clone(), e))?;
+                    if crate::elf::machine(&head) != crate::elf::machine_of(arch) {
+                        return Ok(Planned::Unavailable(format!(
+                            "binary {} is not built for {arch}",
+                            path.display()
+                        )));
+                    }
                     let (sha256, size) = sha256_file(&path).map_err(|e| Error::Binary(path.clone(), e))?;
                     out.push(LockedBinary {
                         name: name.clone(),
@@ -295,6 +302,14 @@ impl<'a> Planner<'a> {
             unavailable_optional: resolution.unavailable_optional,
         })
     }
+}
+
+/// The first bytes of a file (enough for an ELF header).
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)?.take(64).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// The upstream part of a Debian version: `1:17.6-0+deb13u1` → `17.6`.

@@ -22,7 +22,7 @@ pub enum Error {
     Release { url: String, problem: String },
     #[error("{url}: failed to read the index")]
     Index { url: String, source: std::io::Error },
-    #[error("{url}: {source}")]
+    #[error("{url}")]
     Parse { url: String, source: crate::debian::Error },
 }
 

@@ -35,7 +35,7 @@ pub enum Error {
         relation: String,
         other: String,
     },
-    #[error("{package}: {source}")]
+    #[error("{package}")]
     Relation {
         package: String,
         source: crate::debian::Error,

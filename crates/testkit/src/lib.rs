@@ -2,6 +2,7 @@
 //! program from Debian's packages and fails with a message naming what is missing, never
 //! skipping (scripts/setup.sh installs them).
 
+pub mod debrepo;
 pub mod gpg;
 
 use std::process::{Command, Output};
@@ -23,4 +24,23 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
         );
     }
     Ok(out)
+}
+
+/// Polls `check` until it holds or `deadline` passes; returns whether it held. The one place
+/// tests wait: on a condition, with a deadline, never on a guessed duration.
+pub fn wait_until(deadline: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the pause between two checks of a condition, not a synchronization"
+        )]
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
