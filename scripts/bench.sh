@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks (criterion), by group: `scripts/bench.sh [GROUP...]`, all groups when none given.
-# A group is a cargo bench target; a run with no benchmarks defined yet says so and succeeds.
+# Benchmarks by group: `scripts/bench.sh [GROUP...]`, every group when none is given. A group
+# is a criterion bench target of the cnpg-benches crate, plus scripts/lib/bench-GROUP.sh for
+# whole-command measurements when it exists. Succeeds with a note when none are defined.
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -14,5 +15,8 @@ if [ ${#wanted[@]} -eq 0 ]; then
 fi
 for group in "${wanted[@]}"; do
     printf '%s\n' "${available[@]}" | grep -qx "$group" || die "unknown benchmark group '$group' (have: ${available[*]:-none})"
-    step "bench $group" cargo bench --locked --bench "$group"
+    step "criterion: $group" cargo bench --locked -p cnpg-benches --bench "$group"
+    if [ -x "scripts/lib/bench-$group.sh" ]; then
+        step "whole commands: $group" "scripts/lib/bench-$group.sh"
+    fi
 done

@@ -6,7 +6,6 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cnpg_imaging::layout::{self, Target};
 use cnpg_imaging::pipeline::{self, Options, Report};
@@ -146,24 +145,16 @@ fn options(args: BuildArgs) -> Result<Options, Error> {
         Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| Error::Epoch(v))?),
         _ => None,
     };
-    Ok(Options {
-        spec_dir: args.spec,
-        site,
-        only: args.only,
-        cache_dir,
-        out: args.out,
-        report: args.report,
-        binaries: args.binaries,
-        architectures: args.architectures,
-        locks_from: args.locks_from,
-        locks_to: args.locks_to,
-        skip_unavailable: args.skip_unavailable,
-        now: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default(),
-        source_date_epoch,
-    })
+    let mut options = Options::new(args.spec, site, cache_dir, args.out);
+    options.only = args.only;
+    options.report = args.report;
+    options.binaries = args.binaries;
+    options.architectures = args.architectures;
+    options.locks_from = args.locks_from;
+    options.locks_to = args.locks_to;
+    options.skip_unavailable = args.skip_unavailable;
+    options.source_date_epoch = source_date_epoch;
+    Ok(options)
 }
 
 fn mb(bytes: u64) -> String {

@@ -43,6 +43,32 @@ pub struct Options {
     pub source_date_epoch: Option<u64>,
 }
 
+impl Options {
+    /// Options building every image of the spec in `spec_dir` for amd64, now, with everything
+    /// else off; set the other fields as needed.
+    pub fn new(spec_dir: PathBuf, site: Site, cache_dir: PathBuf, out: Target) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        Self {
+            spec_dir,
+            site,
+            only: Vec::new(),
+            cache_dir,
+            out,
+            report: None,
+            binaries: None,
+            architectures: vec!["amd64".to_owned()],
+            locks_from: None,
+            locks_to: None,
+            skip_unavailable: false,
+            now,
+            source_date_epoch: None,
+        }
+    }
+}
+
 /// The build failed; nothing was written to the output.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

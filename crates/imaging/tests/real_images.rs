@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::{Options, build};
@@ -29,21 +29,10 @@ fn options(only: &[&str], out: Target) -> Options {
     let mut site = Site::from_host_apt().expect("this machine's apt sources name a Debian mirror");
     // This machine's unstable mirror is frozen; accepting it is the site's explicit choice.
     site.allow_expired("debian", "sid");
-    Options {
-        spec_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../images")),
-        site,
-        only: only.iter().map(|s| s.to_string()).collect(),
-        cache_dir: cache(),
-        out,
-        report: None,
-        binaries: None,
-        architectures: vec!["amd64".into()],
-        locks_from: None,
-        locks_to: None,
-        skip_unavailable: false,
-        now: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
-        source_date_epoch: None,
-    }
+    let spec = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../images"));
+    let mut options = Options::new(spec, site, cache(), out);
+    options.only = only.iter().map(|s| s.to_string()).collect();
+    options
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -61,21 +61,12 @@ pub fn repository(extra: Vec<TestPackage>) -> DebRepo {
 /// Options building every image of `spec` from `repo` into `out`.
 pub fn options(repo: &DebRepo, spec: &Path, out: Target, cache: &Path) -> Options {
     let site_file = repo.site().unwrap();
-    Options {
-        spec_dir: spec.to_owned(),
-        site: Site::from_file(site_file.path()).unwrap(),
-        only: Vec::new(),
-        cache_dir: cache.to_owned(),
+    Options::new(
+        spec.to_owned(),
+        Site::from_file(site_file.path()).unwrap(),
+        cache.to_owned(),
         out,
-        report: None,
-        binaries: None,
-        architectures: vec!["amd64".into()],
-        locks_from: None,
-        locks_to: None,
-        skip_unavailable: false,
-        now: now(),
-        source_date_epoch: None,
-    }
+    )
 }
 
 /// A path inside `dir` that must not exist after a failed build.

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Whole-command image builds with the static image-rebuilder, on this machine's mirror:
+# cold (empty download cache) and warm builds of one major, a rebuild with nothing changed,
+# and a warm build of every image; then sizes against the targets of issue 3.
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+scripts/build-release.sh >/dev/null
+rebuilder=out/bin/image-rebuilder
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+flags=(--site host-apt --allow-expired debian:sid --log-level warning)
+one=postgresql-18-minimal
+
+timed() { # timed LABEL CMD...: runs CMD, prints its wall time
+    local label=$1 start end
+    shift
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    printf "%-44s %8.2f s\n" "$label" "$(awk "BEGIN { print $end - $start }")"
+}
+
+timed "cold build, $one (empty cache)" "$rebuilder" build "${flags[@]}" --only "$one" \
+    --cache-dir "$work/cold-cache" --out "oci:$work/cold" --write-locks "$work/locks"
+timed "warm build, $one (fresh output)" "$rebuilder" build "${flags[@]}" --only "$one" \
+    --cache-dir "$CACHE/image-cache" --out "oci:$work/warm"
+timed "no-change rebuild, $one (from the lock)" "$rebuilder" build "${flags[@]}" --only "$one" \
+    --cache-dir "$CACHE/image-cache" --out "oci:$work/warm" --locks "$work/locks"
+timed "warm build, every image" "$rebuilder" build "${flags[@]}" --skip-unavailable --binaries out/bin \
+    --cache-dir "$CACHE/image-cache" --out "oci:$work/all" --report "$work/report.json"
+
+python3 - "$work/report.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+print(f"\n{'image':<26} {'os':<9} {'compressed':>12} {'uncompressed':>13} {'pkgs':>5}")
+for i in report["images"]:
+    print(f"{i['image']:<26} {i['distribution']:<9} {i['compressed_bytes']/1e6:>10.1f} MB {i['uncompressed_bytes']/1e6:>11.1f} MB {i['packages']:>5}")
+pg18 = next((i for i in report["images"] if i["image"] == "postgresql-18-minimal"), None)
+if pg18:
+    ratio = pg18["uncompressed_bytes"] / 232e6
+    print(f"\npostgresql-18-minimal: {pg18['uncompressed_bytes']/1e6:.1f} MB uncompressed = {ratio:.2f}x the 232 MB upstream CloudNativePG minimal image (target <= 0.50x)")
+PY
