@@ -13,6 +13,7 @@ DEBS=(
     shellcheck                              # the gate lints our scripts too
     gnupg dpkg                              # tests sign and build their own package repositories
     skopeo umoci                            # tests read our OCI layouts with independent tools
+    docker-registry apache2-utils           # tests push to a real registry (TLS, htpasswd)
 )
 CARGO_DENY_VERSION=0.20.2
 CARGO_NEXTEST_VERSION=0.9.143

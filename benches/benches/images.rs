@@ -24,14 +24,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 const IMAGE: &str = "postgresql-18-minimal";
 
-fn options(out: Target, locks_from: Option<PathBuf>, locks_to: Option<PathBuf>) -> Options {
+fn options(locks_from: Option<PathBuf>, locks_to: Option<PathBuf>) -> Options {
     let mut site = Site::from_host_apt().expect("this machine's apt sources name a Debian mirror");
     site.allow_expired("debian", "sid");
     let cache = std::env::var_os("CNPG_RS_CACHE")
         .map(PathBuf::from)
         .expect("CNPG_RS_CACHE (scripts/bench.sh sets it)");
-    let spec = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../images"));
-    let mut options = Options::new(spec, site, cache.join("image-cache"), out);
+    // Where the bench runs, not where it was compiled: clones may share a target directory.
+    let spec =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../images");
+    let mut options = Options::new(spec, site, cache.join("image-cache"));
     options.only = vec![IMAGE.into()];
     options.locks_from = locks_from;
     options.locks_to = locks_to;
@@ -47,11 +49,10 @@ fn images(c: &mut Criterion) {
     let locks = work.path().join("locks");
     // Warm the cache and write the lock once.
     runtime
-        .block_on(build(&options(
-            Target::Oci(work.path().join("warmup")),
-            None,
-            Some(locks.clone()),
-        )))
+        .block_on(build(
+            &options(None, Some(locks.clone())),
+            &Target::Oci(work.path().join("warmup")),
+        ))
         .unwrap();
 
     let mut group = c.benchmark_group("images");
@@ -60,7 +61,7 @@ fn images(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(60))
         .warm_up_time(Duration::from_secs(1));
 
-    let base = options(Target::Oci(work.path().join("plan")), None, None);
+    let base = options(None, None);
     let spec = Spec::load(&base.spec_dir).unwrap();
     let fetcher = Fetcher::new(&base.cache_dir).unwrap();
     group.bench_function(format!("plan/{IMAGE}"), |b| {
@@ -76,7 +77,7 @@ fn images(c: &mut Criterion) {
             round += 1;
             let out = Target::Oci(work.path().join(format!("fresh-{round}")));
             runtime
-                .block_on(build(&options(out, Some(locks.clone()), None)))
+                .block_on(build(&options(Some(locks.clone()), None), &out))
                 .unwrap()
         });
     });
@@ -85,7 +86,7 @@ fn images(c: &mut Criterion) {
     group.bench_function(format!("no_change_rebuild/{IMAGE}"), |b| {
         b.iter(|| {
             runtime
-                .block_on(build(&options(same.clone(), Some(locks.clone()), None)))
+                .block_on(build(&options(Some(locks.clone()), None), &same))
                 .unwrap()
         });
     });

@@ -43,14 +43,17 @@ fn image(name: &str, tree: &Tree, user: &str) -> Built {
     let manifest = Manifest {
         schema_version: 2,
         media_type: MEDIA_MANIFEST.into(),
+        artifact_type: None,
         config: config_blob.descriptor.clone(),
         layers: vec![Descriptor {
             media_type: MEDIA_LAYER_GZIP.into(),
+            artifact_type: None,
             digest: layer.digest.clone(),
             size: layer.blob.len() as u64,
             platform: None,
             annotations: BTreeMap::new(),
         }],
+        subject: None,
         annotations: BTreeMap::new(),
     };
     let manifest = Blob::json(&manifest, MEDIA_MANIFEST).unwrap();
@@ -91,6 +94,7 @@ fn a_root_image_with_bash_fails_and_a_clean_one_passes_in_both_formats() {
     write(
         &Target::Oci(layout.clone()),
         &[image("bad", &bad, "0"), image("good", &good, "65532:65532")],
+        &[],
     )
     .unwrap();
     let (code, out) = scan(&format!("oci:{}", layout.display()));
@@ -108,6 +112,7 @@ fn a_root_image_with_bash_fails_and_a_clean_one_passes_in_both_formats() {
     write(
         &Target::DockerArchive(archive.clone()),
         &[image("good", &good, "65532:65532")],
+        &[],
     )
     .unwrap();
     let (code, out) = scan(&format!("docker-archive:{}", archive.display()));

@@ -19,11 +19,17 @@ pub enum Error {
     Read(PathBuf, #[source] std::io::Error),
 }
 
-/// The root of the repository (the workspace directory).
+/// The root of the repository (the workspace directory) the tests run in. Read at run time:
+/// clones of the repository may share one target directory, so a path compiled into the
+/// test binary could name another clone.
 pub fn repo_root() -> PathBuf {
-    // This crate lives at <root>/crates/conformance.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+    // This crate lives at <root>/crates/conformance; cargo and nextest run tests with
+    // CARGO_MANIFEST_DIR set, and from the package directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    manifest
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 /// Paths of the files git tracks or would track (untracked but not ignored), relative to the root.

@@ -92,17 +92,20 @@ pub fn build(lock: &Lock, assembled: &Assembled) -> Result<PlatformImage, Error>
     let manifest = Manifest {
         schema_version: 2,
         media_type: MEDIA_MANIFEST.to_owned(),
+        artifact_type: None,
         config: config.descriptor.clone(),
         layers: layers
             .iter()
             .map(|l| crate::oci::Descriptor {
                 media_type: MEDIA_LAYER_GZIP.to_owned(),
+                artifact_type: None,
                 digest: l.digest.clone(),
                 size: l.blob.len() as u64,
                 platform: None,
                 annotations: BTreeMap::new(),
             })
             .collect(),
+        subject: None,
         annotations,
     };
     let manifest = Blob::json(&manifest, MEDIA_MANIFEST)?;

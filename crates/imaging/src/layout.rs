@@ -10,6 +10,7 @@ use crate::compress::Format;
 use crate::deb;
 use crate::image::PlatformImage;
 use crate::oci::{ANNOTATION_REF_NAME, Blob, Descriptor, ImageConfig, Index, MEDIA_INDEX, MEDIA_MANIFEST, Manifest};
+use crate::sbom::Artifact;
 use crate::tree::{Kind, Node, Tree};
 
 /// Reading or writing images on disk failed.
@@ -64,10 +65,14 @@ pub struct Built {
     pub platforms: Vec<PlatformImage>,
 }
 
-/// Writes `images` to `target`.
-pub fn write(target: &Target, images: &[Built]) -> Result<(), Error> {
+/// Annotation on an SBOM entry of a layout's index naming the image it describes.
+pub const ANNOTATION_SBOM_OF: &str = "io.cnpg-rs.sbom.of";
+
+/// Writes `images` to `target`; an OCI layout also gets the SBOM `artifacts` (referrers of
+/// the images' manifests).
+pub fn write(target: &Target, images: &[Built], artifacts: &[&Artifact]) -> Result<(), Error> {
     match target {
-        Target::Oci(dir) => write_oci(dir, images),
+        Target::Oci(dir) => write_oci(dir, images, artifacts),
         Target::DockerArchive(file) => write_docker_archive(file, images),
     }
 }
@@ -88,7 +93,7 @@ fn blob_path(root: &Path, digest: &str) -> PathBuf {
 }
 
 /// Writes an OCI image layout, keeping the other images a previous run left in it.
-pub fn write_oci(dir: &Path, images: &[Built]) -> Result<(), Error> {
+pub fn write_oci(dir: &Path, images: &[Built], artifacts: &[&Artifact]) -> Result<(), Error> {
     std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| Error::Write(dir.to_owned(), e))?;
     let put = |digest: &str, bytes: &[u8]| -> Result<(), Error> {
         let path = blob_path(dir, digest);
@@ -107,6 +112,11 @@ pub fn write_oci(dir: &Path, images: &[Built]) -> Result<(), Error> {
         }
         put(&image.index.descriptor.digest, &image.index.bytes)?;
     }
+    for artifact in artifacts {
+        for blob in [&artifact.empty, &artifact.spdx, &artifact.lock, &artifact.manifest] {
+            put(&blob.descriptor.digest, &blob.bytes)?;
+        }
+    }
     write_file_atomically(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
 
     let index_path = dir.join("index.json");
@@ -123,10 +133,26 @@ pub fn write_oci(dir: &Path, images: &[Built]) -> Result<(), Error> {
             entries.insert(name, d);
         }
     }
+    let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+    // SBOMs of images being replaced go; the new ones come in below.
+    entries.retain(|_, d| {
+        d.annotations
+            .get(ANNOTATION_SBOM_OF)
+            .is_none_or(|of| !names.contains(&of.as_str()))
+    });
     for image in images {
         let mut d = image.index.descriptor.clone();
         d.annotations.insert(ANNOTATION_REF_NAME.to_owned(), image.name.clone());
         entries.insert(image.name.clone(), d);
+        for platform in &image.platforms {
+            let subject = &platform.manifest.descriptor.digest;
+            for artifact in artifacts.iter().filter(|a| a.subject() == Some(subject.as_str())) {
+                let mut d = artifact.manifest.descriptor.clone();
+                d.artifact_type = Some(crate::oci::MEDIA_SPDX.to_owned());
+                d.annotations.insert(ANNOTATION_SBOM_OF.to_owned(), image.name.clone());
+                entries.insert(d.digest.clone(), d);
+            }
+        }
     }
     let index = Index {
         schema_version: 2,
@@ -222,7 +248,8 @@ fn read_oci(dir: &Path) -> Result<Vec<Loaded>, Error> {
     let text = std::fs::read(&index_path).map_err(|e| Error::Read(index_path.clone(), e))?;
     let index: Index = read_json(&index_path, &text)?;
     let mut out = Vec::new();
-    for entry in &index.manifests {
+    // Artifacts (SBOMs) are not images.
+    for entry in index.manifests.iter().filter(|e| e.artifact_type.is_none()) {
         let name = entry
             .annotations
             .get(ANNOTATION_REF_NAME)

@@ -7,6 +7,7 @@
 //! scan → sink (OCI layout directory or docker archive).
 
 pub mod assemble;
+pub mod catalog;
 pub mod compress;
 pub mod deb;
 pub mod debian;
@@ -22,8 +23,11 @@ pub mod pgp;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod publish;
+pub mod registry;
 pub mod repo;
 pub mod resolve;
+pub mod sbom;
 pub mod scan;
 pub mod site;
 pub mod spec;

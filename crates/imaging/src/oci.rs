@@ -11,6 +11,9 @@ pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const MEDIA_SPDX: &str = "application/spdx+json";
+pub const MEDIA_LOCK: &str = "application/vnd.cnpg-rs.image.lock.v1+json";
 pub const ANNOTATION_PREFIX: &str = "org.opencontainers.image.";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Label naming the shell an image declares (read by the scanner).
@@ -21,6 +24,8 @@ pub const LABEL_SHELL: &str = "io.cnpg-rs.image.shell";
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     pub digest: String,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,8 +115,12 @@ pub struct History {
 pub struct Manifest {
     pub schema_version: u32,
     pub media_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -144,6 +153,7 @@ impl Blob {
     pub fn raw(bytes: Vec<u8>, media_type: &str) -> Self {
         let descriptor = Descriptor {
             media_type: media_type.to_owned(),
+            artifact_type: None,
             digest: format!("sha256:{}", sha256_hex(&bytes)),
             size: bytes.len() as u64,
             platform: None,

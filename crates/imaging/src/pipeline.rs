@@ -15,6 +15,7 @@ use crate::lock::{self, Lock};
 use crate::plan::{self, Planned, Planner};
 use crate::progress::Progress;
 use crate::repo::Provenance;
+use crate::sbom;
 use crate::scan::{self, Verdict};
 use crate::site::Site;
 use crate::spec::{self, Spec};
@@ -27,7 +28,6 @@ pub struct Options {
     /// Image names; empty means every image of the spec.
     pub only: Vec<String>,
     pub cache_dir: PathBuf,
-    pub out: Target,
     pub report: Option<PathBuf>,
     pub binaries: Option<PathBuf>,
     pub architectures: Vec<String>,
@@ -46,7 +46,7 @@ pub struct Options {
 impl Options {
     /// Options building every image of the spec in `spec_dir` for amd64, now, with everything
     /// else off; set the other fields as needed.
-    pub fn new(spec_dir: PathBuf, site: Site, cache_dir: PathBuf, out: Target) -> Self {
+    pub fn new(spec_dir: PathBuf, site: Site, cache_dir: PathBuf) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -56,7 +56,6 @@ impl Options {
             site,
             only: Vec::new(),
             cache_dir,
-            out,
             report: None,
             binaries: None,
             architectures: vec!["amd64".to_owned()],
@@ -96,6 +95,8 @@ pub enum Error {
     NoUri { package: String, repository: String },
     #[error("failed to write the report {}", .0.display())]
     Report(PathBuf, #[source] std::io::Error),
+    #[error("image {image}: failed to make its SBOM")]
+    Sbom { image: String, source: sbom::Error },
     #[error("failed to read cached package {}", .0.display())]
     Cache(PathBuf, #[source] std::io::Error),
 }
@@ -154,8 +155,55 @@ pub struct Skipped {
 /// One platform image with what built it and what the scanner said.
 type Outcome = (Lock, PlatformImage, Verdict, Vec<String>);
 
-/// Runs a build. On success the output, locks and report are written.
-pub async fn build(options: &Options) -> Result<Report, Error> {
+/// Everything a build made, in memory: nothing is written yet.
+#[derive(Debug)]
+pub struct Produced {
+    pub built: Vec<Built>,
+    pub locks: Vec<Lock>,
+    /// SBOM artifacts: (image, architecture, artifact).
+    pub sboms: Vec<(String, String, sbom::Artifact)>,
+    pub report: Report,
+}
+
+/// Runs a build and writes the images to `out`, then the SBOMs beside them, the locks and
+/// the report. Nothing is written unless every image was built and passed its scan.
+pub async fn build(options: &Options, out: &Target) -> Result<Report, Error> {
+    let mut produced = produce(options).await?;
+    produced.report.output = out.to_string();
+    let artifacts: Vec<&sbom::Artifact> = produced.sboms.iter().map(|(_, _, a)| a).collect();
+    layout::write(out, &produced.built, &artifacts)?;
+    if let Target::Oci(dir) = out {
+        let sbom_dir = dir.with_file_name(format!(
+            "{}.sbom",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "oci".into())
+        ));
+        std::fs::create_dir_all(&sbom_dir).map_err(|e| Error::Report(sbom_dir.clone(), e))?;
+        for (image, arch, artifact) in &produced.sboms {
+            let path = sbom_dir.join(format!("{image}.{arch}.spdx.json"));
+            std::fs::write(&path, &artifact.spdx.bytes).map_err(|e| Error::Report(path.clone(), e))?;
+        }
+    }
+    write_locks(options, &produced.locks)?;
+    write_report(options, &produced.report)?;
+    Ok(produced.report)
+}
+
+/// Writes the locks used, when asked to.
+pub fn write_locks(options: &Options, locks: &[Lock]) -> Result<(), Error> {
+    if let Some(dir) = &options.locks_to {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Report(dir.clone(), e))?;
+        for lock in locks {
+            lock.write(&dir.join(Lock::file_name(&lock.image, &lock.architecture)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds and scans every image asked for, in memory. On a failed scan the report (if asked
+/// for) is written and the build fails.
+pub async fn produce(options: &Options) -> Result<Produced, Error> {
     let spec = Spec::load(&options.spec_dir)?;
     let names = select(&spec, &options.only)?;
     let fetcher = Fetcher::new(&options.cache_dir)?;
@@ -294,7 +342,7 @@ pub async fn build(options: &Options) -> Result<Report, Error> {
     }
     let report = Report {
         tool: env!("CARGO_PKG_VERSION").to_owned(),
-        output: options.out.to_string(),
+        output: String::new(),
         images: reports,
         skipped: unavailable,
         sources: planner.provenance.into_values().collect(),
@@ -303,20 +351,32 @@ pub async fn build(options: &Options) -> Result<Report, Error> {
         write_report(options, &report)?;
         return Err(Error::ScanFailed(failed));
     }
-
-    // 4. Output, locks, report.
-    layout::write(&options.out, &built)?;
-    if let Some(dir) = &options.locks_to {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Report(dir.clone(), e))?;
-        for lock in &locks {
-            lock.write(&dir.join(Lock::file_name(&lock.image, &lock.architecture)))?;
+    let mut sboms = Vec::new();
+    for image in &built {
+        for platform in &image.platforms {
+            let Some(lock) = locks
+                .iter()
+                .find(|l| l.image == image.name && l.architecture == platform.architecture)
+            else {
+                continue;
+            };
+            let artifact = sbom::artifact(lock, platform).map_err(|source| Error::Sbom {
+                image: image.name.clone(),
+                source,
+            })?;
+            sboms.push((image.name.clone(), platform.architecture.clone(), artifact));
         }
     }
-    write_report(options, &report)?;
-    Ok(report)
+    Ok(Produced {
+        built,
+        locks,
+        sboms,
+        report,
+    })
 }
 
-fn write_report(options: &Options, report: &Report) -> Result<(), Error> {
+/// Writes the report, when asked to.
+pub fn write_report(options: &Options, report: &Report) -> Result<(), Error> {
     let Some(path) = &options.report else { return Ok(()) };
     let mut text =
         serde_json::to_vec_pretty(report).map_err(|e| Error::Report(path.clone(), std::io::Error::other(e)))?;

@@ -37,12 +37,10 @@ async fn the_layout_is_read_by_skopeo_and_umoci_and_the_archive_by_skopeo() {
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
     let layout = output(&work);
-    let report = build(&options(
-        &repo,
-        spec.path(),
-        Target::Oci(layout.clone()),
-        &work.path().join("cache"),
-    ))
+    let report = build(
+        &options(&repo, spec.path(), &work.path().join("cache")),
+        &Target::Oci(layout.clone()),
+    )
     .await
     .unwrap();
     assert_eq!(report.images.len(), 1);
@@ -98,12 +96,10 @@ async fn the_layout_is_read_by_skopeo_and_umoci_and_the_archive_by_skopeo() {
     assert_eq!(runtime["process"]["user"]["uid"], 65532);
 
     let archive = work.path().join("tool.tar");
-    build(&options(
-        &repo,
-        spec.path(),
-        Target::DockerArchive(archive.clone()),
-        &work.path().join("cache"),
-    ))
+    build(
+        &options(&repo, spec.path(), &work.path().join("cache")),
+        &Target::DockerArchive(archive.clone()),
+    )
     .await
     .unwrap();
     let inspect = run(Command::new("skopeo")
@@ -120,45 +116,29 @@ async fn building_twice_from_the_same_lock_gives_identical_digests() {
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
     let locks = work.path().join("locks");
-    let mut first = options(
-        &repo,
-        spec.path(),
-        Target::Oci(work.path().join("a")),
-        &work.path().join("cache-a"),
-    );
+    let mut first = options(&repo, spec.path(), &work.path().join("cache-a"));
     first.locks_to = Some(locks.clone());
-    let a = build(&first).await.unwrap();
+    let a = build(&first, &Target::Oci(work.path().join("a"))).await.unwrap();
 
-    let mut second = options(
-        &repo,
-        spec.path(),
-        Target::Oci(work.path().join("b")),
-        &work.path().join("cache-b"),
-    );
+    let mut second = options(&repo, spec.path(), &work.path().join("cache-b"));
     second.locks_from = Some(locks.clone());
-    let b = build(&second).await.unwrap();
+    let b = build(&second, &Target::Oci(work.path().join("b"))).await.unwrap();
     assert_eq!(a.images[0].digest, b.images[0].digest);
     assert_eq!(a.images[0].platforms[0].digest, b.images[0].platforms[0].digest);
 
     // The digest does move with the inputs: a different SOURCE_DATE_EPOCH clamps timestamps.
-    let mut third = options(
-        &repo,
-        spec.path(),
-        Target::Oci(work.path().join("c")),
-        &work.path().join("cache-a"),
-    );
+    let mut third = options(&repo, spec.path(), &work.path().join("cache-a"));
     third.locks_from = Some(locks);
     third.source_date_epoch = Some(86_400);
-    let c = build(&third).await.unwrap();
+    let c = build(&third, &Target::Oci(work.path().join("c"))).await.unwrap();
     assert_ne!(a.images[0].digest, c.images[0].digest);
 }
 
 /// Builds with `opts`, expects failure, checks nothing was written, returns the message.
-async fn fails(opts: cnpg_imaging::pipeline::Options) -> String {
-    let Target::Oci(out) = opts.out.clone() else {
-        panic!("tests write OCI layouts")
-    };
-    let err = build(&opts).await.expect_err("the build must fail");
+async fn fails(opts: cnpg_imaging::pipeline::Options, out: &std::path::Path) -> String {
+    let err = build(&opts, &Target::Oci(out.to_owned()))
+        .await
+        .expect_err("the build must fail");
     assert!(!out.exists(), "nothing may be written to the output after: {err}");
     error_chain(&err)
 }
@@ -170,7 +150,7 @@ async fn an_unsigned_inrelease_aborts_naming_the_file() {
     std::fs::copy(dists.join("Release"), dists.join("InRelease")).unwrap();
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains(&format!("dists/{SUITE}/InRelease")) && message.contains("not signed"),
         "{message}"
@@ -187,7 +167,7 @@ async fn an_inrelease_signed_with_another_key_aborts_naming_that_key() {
     repo.publish(SUITE, now(), 86_400, Some(&intruder)).unwrap();
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("InRelease") && message.contains("not a pinned signing key"),
         "{message}"
@@ -208,7 +188,7 @@ async fn a_release_signed_for_another_suite_is_refused() {
     .unwrap();
     let spec = repo.spec("testing", &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("dists/testing/InRelease") && message.contains("is signed for suite"),
         "{message}"
@@ -225,7 +205,7 @@ async fn a_tampered_packages_index_aborts_naming_it() {
     std::fs::write(&index, text).unwrap();
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("main/binary-amd64/Packages") && message.contains("tampered"),
         "{message}"
@@ -242,7 +222,7 @@ async fn a_tampered_package_aborts_naming_it() {
     std::fs::write(&deb, bytes).unwrap();
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("tool 1.0-1") && message.contains("tampered"),
         "{message}"
@@ -259,7 +239,7 @@ async fn a_missing_dependency_aborts_naming_the_package_and_the_dependency() {
         )
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("extra 1 amd64") && message.contains("libmissing (>= 3)"),
         "{message}"
@@ -272,15 +252,15 @@ async fn an_expired_release_aborts_unless_the_site_accepts_that_suite() {
     repo.publish(SUITE, now() - 10 * 86_400, 86_400, None).unwrap();
     let spec = repo.spec(SUITE, &images_yaml("")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let message = fails(options(&repo, spec.path(), Target::Oci(output(&work)), work.path())).await;
+    let message = fails(options(&repo, spec.path(), work.path()), &output(&work)).await;
     assert!(
         message.contains("InRelease") && message.contains("expired"),
         "{message}"
     );
 
-    let mut accepting = options(&repo, spec.path(), Target::Oci(output(&work)), work.path());
+    let mut accepting = options(&repo, spec.path(), work.path());
     accepting.site.allow_expired("test", SUITE);
-    let report = build(&accepting).await.unwrap();
+    let report = build(&accepting, &Target::Oci(output(&work))).await.unwrap();
     assert!(
         report.sources[0].accepted_expired_since.is_some(),
         "the report records the exception"
@@ -297,13 +277,13 @@ async fn pruning_a_needed_library_fails_the_scan_naming_it() {
         )
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let opts = options(&repo, spec.path(), Target::Oci(output(&work)), work.path());
-    let err = build(&opts).await.unwrap_err();
+    let opts = options(&repo, spec.path(), work.path());
+    let err = build(&opts, &Target::Oci(output(&work))).await.unwrap_err();
     assert!(matches!(err, Error::ScanFailed(_)), "{err}");
     assert!(!output(&work).exists());
     let mut with_report = opts;
     with_report.report = Some(work.path().join("report.json"));
-    let _ = build(&with_report).await.unwrap_err();
+    let _ = build(&with_report, &Target::Oci(output(&work))).await.unwrap_err();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.path().join("report.json")).unwrap()).unwrap();
     let details = report["images"][0]["findings"].to_string();

@@ -25,12 +25,14 @@ fn cache() -> PathBuf {
     root.join("image-cache")
 }
 
-fn options(only: &[&str], out: Target) -> Options {
+fn options(only: &[&str]) -> Options {
     let mut site = Site::from_host_apt().expect("this machine's apt sources name a Debian mirror");
     // This machine's unstable mirror is frozen; accepting it is the site's explicit choice.
     site.allow_expired("debian", "sid");
-    let spec = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../images"));
-    let mut options = Options::new(spec, site, cache(), out);
+    // Where the test runs, not where it was compiled: clones may share a target directory.
+    let spec = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../images");
+    let mut options = Options::new(spec, site, cache());
     options.only = only.iter().map(|s| s.to_string()).collect();
     options
 }
@@ -38,9 +40,9 @@ fn options(only: &[&str], out: Target) -> Options {
 #[tokio::test(flavor = "multi_thread")]
 async fn postgresql_17_minimal_is_complete_and_rebuilds_to_the_same_digest() {
     let work = tempfile::tempdir().unwrap();
-    let mut first = options(&["postgresql-17-minimal"], Target::Oci(work.path().join("a")));
+    let mut first = options(&["postgresql-17-minimal"]);
     first.locks_to = Some(work.path().join("locks"));
-    let a = build(&first).await.unwrap();
+    let a = build(&first, &Target::Oci(work.path().join("a"))).await.unwrap();
     let image = &a.images[0];
     // The scan includes the check that every ELF file finds its shared libraries: the prune
     // list (no perl, debconf, LLVM, ...) left nothing dangling.
@@ -52,9 +54,9 @@ async fn postgresql_17_minimal_is_complete_and_rebuilds_to_the_same_digest() {
         image.uncompressed_bytes
     );
 
-    let mut second = options(&["postgresql-17-minimal"], Target::Oci(work.path().join("b")));
+    let mut second = options(&["postgresql-17-minimal"]);
     second.locks_from = Some(work.path().join("locks"));
-    let b = build(&second).await.unwrap();
+    let b = build(&second, &Target::Oci(work.path().join("b"))).await.unwrap();
     assert_eq!(image.digest, b.images[0].digest);
 }
 
@@ -62,9 +64,9 @@ async fn postgresql_17_minimal_is_complete_and_rebuilds_to_the_same_digest() {
 async fn base_is_built_for_amd64_and_arm64_from_the_same_spec() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("oci");
-    let mut opts = options(&["base"], Target::Oci(layout.clone()));
+    let mut opts = options(&["base"]);
     opts.architectures = vec!["amd64".into(), "arm64".into()];
-    let report = build(&opts).await.unwrap();
+    let report = build(&opts, &Target::Oci(layout.clone())).await.unwrap();
     let platforms: Vec<&str> = report.images[0]
         .platforms
         .iter()
@@ -96,10 +98,10 @@ async fn postgresql_runs_in_docker_read_only_as_uid_26_with_no_capabilities() {
     );
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("pg.tar");
-    let report = build(&options(
-        &["postgresql-17-minimal"],
-        Target::DockerArchive(archive.clone()),
-    ))
+    let report = build(
+        &options(&["postgresql-17-minimal"]),
+        &Target::DockerArchive(archive.clone()),
+    )
     .await
     .unwrap();
     let loaded = run(Command::new("docker").args(["load", "-i"]).arg(&archive)).unwrap();
@@ -175,4 +177,67 @@ async fn postgresql_runs_in_docker_read_only_as_uid_26_with_no_capabilities() {
     assert!(version.starts_with("PostgreSQL 17."), "{version}");
     assert_eq!(String::from_utf8(caps.stdout).unwrap().trim(), "true 26:26");
     assert_eq!(report.images[0].scan, "pass");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_reachable_image_is_published_and_a_rerun_uploads_nothing() {
+    use cnpg_imaging::publish::{PublishOptions, rebuild};
+    use cnpg_imaging::registry::{Credentials, Password, Pusher};
+    let registry = cnpg_testkit::registry::Registry::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let catalog_path = work.path().join("catalog.yaml");
+    let publish = |build: Options| PublishOptions {
+        build,
+        pusher: Pusher::new(
+            format!("{}/cnpg-rs", registry.host()).parse().unwrap(),
+            Some(Credentials {
+                username: registry.user.clone(),
+                password: Password::new(registry.password.clone()),
+            }),
+            Some(std::fs::read(registry.ca_file()).unwrap()),
+        ),
+        catalog_out: catalog_path.clone(),
+        publisher: "cnpg-rs".into(),
+    };
+    // Every image but those carrying our binaries (built after the tests).
+    let mut build = options(&[]);
+    build.skip_unavailable = true;
+    let first = rebuild(&publish(build)).await.unwrap();
+    let names: Vec<&str> = first.images.iter().map(|i| i.image.as_str()).collect();
+    for expected in [
+        "base",
+        "postgresql-15-minimal",
+        "postgresql-17-minimal",
+        "postgresql-18-standard",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    let catalogs = cnpg_imaging::catalog::read(&catalog_path).unwrap();
+    let mut pinned = 0;
+    for catalog in &catalogs {
+        assert_eq!(catalog.kind, "ClusterImageCatalog");
+        for entry in &catalog.spec.images {
+            let (tagged, digest) = entry.image.rsplit_once('@').unwrap();
+            let repository = tagged.rsplit_once(':').unwrap().0;
+            let config = registry
+                .skopeo_inspect(&format!("{repository}@{digest}"), &["--config"])
+                .unwrap();
+            assert_eq!(config["config"]["User"], "26:26", "{}", entry.image);
+            assert!(entry.major >= 15, "{}", entry.major);
+            pinned += 1;
+        }
+    }
+    assert!(
+        pinned >= 6,
+        "every built PostgreSQL image is in a catalog: {catalogs:#?}"
+    );
+
+    let before = std::fs::read(&catalog_path).unwrap();
+    let uploads = registry.blob_uploads();
+    let mut build = options(&[]);
+    build.skip_unavailable = true;
+    let second = rebuild(&publish(build)).await.unwrap();
+    assert_eq!(second.blobs_uploaded, 0, "{second:#?}");
+    assert_eq!(registry.blob_uploads(), uploads);
+    assert_eq!(std::fs::read(&catalog_path).unwrap(), before);
 }

@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cnpg_imaging::spec::Spec;
 
 fn shipped() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../images"))
+    // Where the test runs, not where it was compiled: clones may share a target directory.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../../images")
 }
 
 /// A copy of the shipped spec with `edit` applied to one file; returns the load error.

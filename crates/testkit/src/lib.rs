@@ -4,6 +4,7 @@
 
 pub mod debrepo;
 pub mod gpg;
+pub mod registry;
 
 use std::process::{Command, Output};
 

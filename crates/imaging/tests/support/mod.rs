@@ -1,10 +1,11 @@
 //! Shared by the build tests: a signed test repository with a tiny dynamically linked tool
 //! and its C library, and the pipeline options to build from it.
 
+#![allow(dead_code, reason = "shared by several test binaries, each using a part")]
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::Options;
 use cnpg_imaging::site::Site;
 use cnpg_testkit::debrepo::{DebRepo, TestPackage};
@@ -24,6 +25,24 @@ pub fn images_yaml(extra_prune: &str) -> String {
          layers:\n  - {{name: tools, sources: [tool]}}\n\
          images:\n  tool:\n    description: a test image\n    distributions: [test]\n    user: \"65532:65532\"\n    packages: [tool]\n    env: {{PATH: /usr/bin}}\n    annotations: {{licenses: Apache-2.0}}\n\
          postgresql:\n  majors: []\n  flavors: {{}}\n"
+    )
+}
+
+/// The images of the operand test spec: `postgresql-98-minimal` and `postgresql-99-minimal`,
+/// each its major's package plus `tool`, catalogued like PostgreSQL images.
+pub fn operand_images_yaml() -> String {
+    images_yaml("").replace(
+        "postgresql:\n  majors: []\n  flavors: {}\n",
+        "postgresql:\n  majors: [98, 99]\n  flavors:\n    minimal:\n      description: test operand $major\n      distributions: [test]\n      user: \"26:26\"\n      packages: [postgresql-$major, tool]\n",
+    )
+}
+
+/// The package standing in for PostgreSQL `major`, at `version`.
+pub fn operand(major: u32, version: &str) -> TestPackage {
+    TestPackage::new(&format!("postgresql-{major}"), version).file(
+        &format!("/usr/lib/postgresql/{major}/bin/VERSION"),
+        version.as_bytes(),
+        0o644,
     )
 }
 
@@ -58,14 +77,13 @@ pub fn repository(extra: Vec<TestPackage>) -> DebRepo {
     repo
 }
 
-/// Options building every image of `spec` from `repo` into `out`.
-pub fn options(repo: &DebRepo, spec: &Path, out: Target, cache: &Path) -> Options {
+/// Options building every image of `spec` from `repo`.
+pub fn options(repo: &DebRepo, spec: &Path, cache: &Path) -> Options {
     let site_file = repo.site().unwrap();
     Options::new(
         spec.to_owned(),
         Site::from_file(site_file.path()).unwrap(),
         cache.to_owned(),
-        out,
     )
 }
 

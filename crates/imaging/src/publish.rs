@@ -1,0 +1,400 @@
+//! `rebuild`: build and scan every image, push what changed to a registry with its SBOM, then
+//! write the ClusterImageCatalog of pinned digests and a run report. The catalog is written
+//! only when every push succeeded; a failed run leaves it exactly as it was.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::catalog::{self, CatalogImage, ClusterImageCatalog};
+use crate::layout::Built;
+use crate::lock::Lock;
+use crate::oci::{Index, MEDIA_INDEX, MEDIA_MANIFEST, MEDIA_SPDX, Manifest, rfc3339};
+use crate::pipeline::{self, Options, Produced, Skipped};
+use crate::registry::{self, Counters, Pusher};
+
+/// What to publish and where.
+#[derive(Debug)]
+pub struct PublishOptions {
+    pub build: Options,
+    pub pusher: Pusher,
+    pub catalog_out: PathBuf,
+    /// `images.cnpg.io/publisher` of the catalogs.
+    pub publisher: String,
+}
+
+/// Publishing failed; the catalog was not touched.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Build(#[from] pipeline::Error),
+    #[error("image {image}")]
+    Push {
+        image: String,
+        source: Box<registry::Error>,
+    },
+    #[error(transparent)]
+    Catalog(#[from] catalog::Error),
+    #[error("image {image}: the previous version's lock is unreadable")]
+    PreviousLock { image: String, source: serde_json::Error },
+}
+
+/// The run report (`--report FILE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub tool: String,
+    pub registry: String,
+    pub catalog: String,
+    pub catalog_changed: bool,
+    pub images: Vec<ImageRun>,
+    pub skipped: Vec<Skipped>,
+    pub blobs_uploaded: u64,
+    pub bytes_uploaded: u64,
+}
+
+/// One image of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRun {
+    pub image: String,
+    pub repository: String,
+    pub digest: String,
+    pub previous_digest: Option<String>,
+    pub changed: bool,
+    pub tags: Vec<String>,
+    pub bytes_uploaded: u64,
+    pub blobs_uploaded: u64,
+    pub blobs_mounted: u64,
+    pub packages: PackageDiff,
+}
+
+/// How the packages of an image changed since the version it replaces.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PackageDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub upgraded: Vec<Upgrade>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Upgrade {
+    pub package: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Where an image goes: `postgresql-<flavor>-<os>` for operands (one catalog each), its own
+/// name otherwise.
+fn repository(built: &Built, lock: &Lock) -> String {
+    match (lock.major, built.name.rsplit_once('-')) {
+        (Some(_), Some((_, flavor))) => format!("postgresql-{flavor}-{}", lock.os_release.version_codename),
+        _ => built.name.clone(),
+    }
+}
+
+/// `17.12` → [`17`, `17.12`]; the dated tag is added on change.
+fn moving_tags(version: &str) -> Vec<String> {
+    let major = version.split(['.', '-']).next().unwrap_or(version).to_owned();
+    if major == version {
+        vec![major]
+    } else {
+        vec![major, version.to_owned()]
+    }
+}
+
+/// Runs the whole daily job.
+pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
+    let Produced {
+        built,
+        locks,
+        sboms,
+        report: build_report,
+    } = pipeline::produce(&options.build).await?;
+    let pusher = &options.pusher;
+    let today: String = rfc3339(options.build.now)
+        .chars()
+        .take(10)
+        .filter(|c| *c != '-')
+        .collect();
+    let previous_catalogs = catalog::read(&options.catalog_out)?;
+    let mut runs = Vec::new();
+    let mut entries: BTreeMap<(String, String), Vec<CatalogImage>> = BTreeMap::new();
+    for image in &built {
+        let Some(lock) = locks.iter().find(|l| l.image == image.name) else {
+            continue;
+        };
+        let repo = repository(image, lock);
+        let fail = |source: registry::Error| Error::Push {
+            image: image.name.clone(),
+            source: Box::new(source),
+        };
+        let counters = Counters::default();
+        let digest = image.index.descriptor.digest.clone();
+        let tags = moving_tags(&image.tag);
+        let previous = pusher
+            .digest(&repo, tags.last().map_or("latest", String::as_str))
+            .await
+            .map_err(fail)?;
+
+        // Blobs and manifests, unless the registry already has this exact image.
+        if pusher.digest(&repo, &digest).await.map_err(fail)?.is_none() {
+            for platform in &image.platforms {
+                for layer in &platform.layers {
+                    pusher
+                        .ensure_blob(&repo, &layer.digest, &layer.blob, &counters)
+                        .await
+                        .map_err(fail)?;
+                }
+                pusher
+                    .ensure_blob(
+                        &repo,
+                        &platform.config.descriptor.digest,
+                        &platform.config.bytes,
+                        &counters,
+                    )
+                    .await
+                    .map_err(fail)?;
+                pusher
+                    .put_manifest(&repo, &platform.manifest.descriptor.digest, &platform.manifest)
+                    .await
+                    .map_err(fail)?;
+            }
+            pusher.put_manifest(&repo, &digest, &image.index).await.map_err(fail)?;
+        }
+        // SBOMs, as referrers of each platform manifest.
+        for (_, _, artifact) in sboms.iter().filter(|(name, _, _)| name == &image.name) {
+            if pusher
+                .digest(&repo, &artifact.manifest.descriptor.digest)
+                .await
+                .map_err(fail)?
+                .is_none()
+            {
+                for blob in [&artifact.empty, &artifact.spdx, &artifact.lock] {
+                    pusher
+                        .ensure_blob(&repo, &blob.descriptor.digest, &blob.bytes, &counters)
+                        .await
+                        .map_err(fail)?;
+                }
+                pusher
+                    .put_manifest(&repo, &artifact.manifest.descriptor.digest, &artifact.manifest)
+                    .await
+                    .map_err(fail)?;
+            }
+            if let Some(subject) = artifact.subject() {
+                let mut d = artifact.manifest.descriptor.clone();
+                d.artifact_type = Some(MEDIA_SPDX.to_owned());
+                pusher.add_referrer(&repo, subject, &d).await.map_err(fail)?;
+            }
+        }
+        // Tags: the moving ones follow the digest; a dated one marks each change.
+        let changed = previous.as_deref() != Some(digest.as_str());
+        let mut pushed_tags = Vec::new();
+        for tag in &tags {
+            pusher.tag(&repo, tag, &image.index).await.map_err(fail)?;
+            pushed_tags.push(tag.clone());
+        }
+        let mut dated = None;
+        if changed {
+            let base = format!("{}-{today}", image.tag);
+            let mut candidate = base.clone();
+            let mut n = 1;
+            // A dated tag is immutable: never move one that points elsewhere.
+            while let Some(existing) = pusher.digest(&repo, &candidate).await.map_err(fail)? {
+                if existing == digest {
+                    break;
+                }
+                n += 1;
+                candidate = format!("{base}.{n}");
+            }
+            pusher.tag(&repo, &candidate, &image.index).await.map_err(fail)?;
+            pushed_tags.push(candidate.clone());
+            dated = Some(candidate);
+        }
+        let packages = match (&previous, changed) {
+            (Some(prev), true) => diff(
+                &previous_lock(pusher, &repo, prev, &lock.architecture)
+                    .await
+                    .map_err(fail)?,
+                lock,
+                &image.name,
+            )?,
+            _ => PackageDiff::default(),
+        };
+        if let Some(major) = lock.major {
+            let flavor = image.name.rsplit_once('-').map_or("", |(_, f)| f).to_owned();
+            let os = lock.os_release.version_codename.clone();
+            let reused = previous_catalogs
+                .iter()
+                .filter(|c| c.metadata.name == format!("postgresql-{flavor}-{os}"))
+                .flat_map(|c| c.spec.images.iter())
+                .find(|e| e.major == major && e.digest() == Some(digest.as_str()))
+                .cloned();
+            let entry = match (reused, dated) {
+                (Some(entry), _) => entry,
+                (None, Some(tag)) => CatalogImage {
+                    major,
+                    image: format!("{}:{tag}@{digest}", pusher.name(&repo)),
+                },
+                (None, None) => CatalogImage {
+                    major,
+                    image: format!("{}:{}@{digest}", pusher.name(&repo), image.tag),
+                },
+            };
+            entries.entry((flavor, os)).or_default().push(entry);
+        }
+        tracing::info!(image = %image.name, repository = %pusher.name(&repo), %digest, changed, blobs = counters.blobs_uploaded.load(Ordering::Relaxed), "published");
+        runs.push(ImageRun {
+            image: image.name.clone(),
+            repository: pusher.name(&repo),
+            digest,
+            previous_digest: previous,
+            changed,
+            tags: pushed_tags,
+            bytes_uploaded: counters.bytes_uploaded.load(Ordering::Relaxed),
+            blobs_uploaded: counters.blobs_uploaded.load(Ordering::Relaxed),
+            blobs_mounted: counters.blobs_mounted.load(Ordering::Relaxed),
+            packages,
+        });
+    }
+
+    // Every push succeeded: now the catalog.
+    let mut catalogs = Vec::new();
+    for ((flavor, os), images) in entries {
+        let name = format!("postgresql-{flavor}-{os}");
+        let previous = previous_catalogs.iter().find(|c| c.metadata.name == name);
+        let unchanged = previous.is_some_and(|p| {
+            let mut a = p.spec.images.clone();
+            let mut b = images.clone();
+            a.sort_by_key(|i| i.major);
+            b.sort_by_key(|i| i.major);
+            a == b
+        });
+        let date = match previous {
+            Some(p) if unchanged => p
+                .metadata
+                .labels
+                .get("images.cnpg.io/date")
+                .cloned()
+                .unwrap_or_else(|| today.clone()),
+            _ => today.clone(),
+        };
+        catalogs.push(ClusterImageCatalog::new(
+            &flavor,
+            &os,
+            &options.publisher,
+            &date,
+            images,
+        ));
+    }
+    // Catalogs of this file that this run did not build stay as they were.
+    for previous in &previous_catalogs {
+        if !catalogs.iter().any(|c| c.metadata.name == previous.metadata.name) {
+            catalogs.push(previous.clone());
+        }
+    }
+    let text = catalog::render(&catalogs)?;
+    let catalog_changed = catalog::write(&options.catalog_out, &text)?;
+    pipeline::write_locks(&options.build, &locks)?;
+    Ok(RunReport {
+        tool: env!("CARGO_PKG_VERSION").to_owned(),
+        registry: pusher.target.to_string(),
+        catalog: options.catalog_out.display().to_string(),
+        catalog_changed,
+        blobs_uploaded: runs.iter().map(|r| r.blobs_uploaded).sum(),
+        bytes_uploaded: runs.iter().map(|r| r.bytes_uploaded).sum(),
+        images: runs,
+        skipped: build_report.skipped,
+    })
+}
+
+/// The lock of the image `digest` replaces, read from its SBOM in the registry (none if the
+/// previous image has no SBOM we can find).
+async fn previous_lock(
+    pusher: &Pusher,
+    repo: &str,
+    digest: &str,
+    arch: &str,
+) -> Result<Option<Vec<u8>>, registry::Error> {
+    let Some(index) = pusher.manifest(repo, digest, &[MEDIA_INDEX]).await? else {
+        return Ok(None);
+    };
+    let Ok(index) = serde_json::from_slice::<Index>(&index) else {
+        return Ok(None);
+    };
+    let want = crate::oci::Platform::from_debian(arch).architecture;
+    let Some(platform) = index
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|p| p.architecture == want))
+    else {
+        return Ok(None);
+    };
+    let Some(referrers) = pusher
+        .manifest(repo, &platform.digest.replace(':', "-"), &[MEDIA_INDEX])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Ok(referrers) = serde_json::from_slice::<Index>(&referrers) else {
+        return Ok(None);
+    };
+    for sbom in referrers
+        .manifests
+        .iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(MEDIA_SPDX))
+    {
+        let Some(manifest) = pusher.manifest(repo, &sbom.digest, &[MEDIA_MANIFEST]).await? else {
+            continue;
+        };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&manifest) else {
+            continue;
+        };
+        if let Some(layer) = manifest.layers.iter().find(|l| l.media_type == crate::oci::MEDIA_LOCK) {
+            return Ok(Some(pusher.blob(repo, &layer.digest).await?));
+        }
+    }
+    Ok(None)
+}
+
+fn diff(previous: &Option<Vec<u8>>, lock: &Lock, image: &str) -> Result<PackageDiff, Error> {
+    let Some(bytes) = previous else {
+        return Ok(PackageDiff::default());
+    };
+    let old: Lock = serde_json::from_slice(bytes).map_err(|source| Error::PreviousLock {
+        image: image.to_owned(),
+        source,
+    })?;
+    let before: BTreeMap<&str, &str> = old.packages().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+    let after: BTreeMap<&str, &str> = lock.packages().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+    let mut out = PackageDiff::default();
+    for (name, version) in &after {
+        match before.get(name) {
+            None => out.added.push(format!("{name} {version}")),
+            Some(old) if old != version => out.upgraded.push(Upgrade {
+                package: (*name).to_owned(),
+                from: (*old).to_owned(),
+                to: (*version).to_owned(),
+            }),
+            Some(_) => {}
+        }
+    }
+    out.removed = before
+        .iter()
+        .filter(|(n, _)| !after.contains_key(*n))
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_tags_are_major_and_version() {
+        assert_eq!(moving_tags("17.12"), ["17", "17.12"]);
+        assert_eq!(moving_tags("0.1.0"), ["0", "0.1.0"]);
+        assert_eq!(moving_tags("18"), ["18"]);
+    }
+}
