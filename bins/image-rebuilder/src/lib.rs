@@ -258,6 +258,7 @@ fn options(args: SourceArgs) -> Result<Options, Error> {
     options.locks_to = args.locks_to;
     options.skip_unavailable = args.skip_unavailable;
     options.source_date_epoch = source_date_epoch;
+    options.tool = format!("image-rebuilder {}", cnpg_telemetry::LONG_VERSION);
     Ok(options)
 }
 

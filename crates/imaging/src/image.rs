@@ -11,6 +11,9 @@ use crate::oci::{
     MEDIA_MANIFEST, Manifest, Platform, RootFs, RunConfig, rfc3339,
 };
 
+/// Index annotation holding the image's build key (see `pipeline::build_key`).
+pub const ANNOTATION_BUILD_KEY: &str = "io.cnpg-rs.image.build-key";
+
 /// Building an image failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

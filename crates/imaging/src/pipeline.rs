@@ -41,6 +41,8 @@ pub struct Options {
     pub now: u64,
     /// SOURCE_DATE_EPOCH: the newest timestamp any image may carry.
     pub source_date_epoch: Option<u64>,
+    /// The identity of the building tool (version and commit), part of every build key.
+    pub tool: String,
 }
 
 impl Options {
@@ -64,6 +66,7 @@ impl Options {
             skip_unavailable: false,
             now,
             source_date_epoch: None,
+            tool: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
 }
@@ -204,11 +207,24 @@ pub fn write_locks(options: &Options, locks: &[Lock]) -> Result<(), Error> {
 /// Builds and scans every image asked for, in memory. On a failed scan the report (if asked
 /// for) is written and the build fails.
 pub async fn produce(options: &Options) -> Result<Produced, Error> {
+    let locked = lock_all(options).await?;
+    produce_from(options, locked).await
+}
+
+/// The locks of every image asked for, and what could not be planned.
+#[derive(Debug)]
+pub struct Locked {
+    pub locks: Vec<Lock>,
+    pub unavailable: Vec<Skipped>,
+    pub sources: Vec<Provenance>,
+}
+
+/// Reads or resolves the lock of every image and architecture asked for; fails on an image
+/// this site cannot build unless `skip_unavailable`.
+pub async fn lock_all(options: &Options) -> Result<Locked, Error> {
     let spec = Spec::load(&options.spec_dir)?;
     let names = select(&spec, &options.only)?;
     let fetcher = Fetcher::new(&options.cache_dir)?;
-
-    // 1. Locks: read, or resolve against verified metadata.
     let mut planner = Planner::new(&spec, &options.site, &fetcher, options.now);
     let mut locks: Vec<Lock> = Vec::new();
     let mut unavailable = Vec::new();
@@ -238,6 +254,32 @@ pub async fn produce(options: &Options) -> Result<Produced, Error> {
                 .collect(),
         ));
     }
+    Ok(Locked {
+        locks,
+        unavailable,
+        sources: planner.provenance.into_values().collect(),
+    })
+}
+
+/// The build key of an image: the digest of the tool's identity and every lock of the image.
+/// The same key means the same image, bit for bit, so a builder may skip rebuilding it.
+pub fn build_key(tool: &str, locks: &[&Lock]) -> String {
+    let mut text = tool.to_owned();
+    for lock in locks {
+        text.push('\n');
+        text.push_str(&serde_json::to_string(lock).unwrap_or_default());
+    }
+    format!("sha256:{}", crate::digest::sha256_hex(text.as_bytes()))
+}
+
+/// Builds and scans the images of `locked`.
+pub async fn produce_from(options: &Options, locked: Locked) -> Result<Produced, Error> {
+    let Locked {
+        locks,
+        unavailable,
+        sources,
+    } = locked;
+    let fetcher = Fetcher::new(&options.cache_dir)?;
 
     // 2. Every package file, verified against the lock, fetched once.
     let debs = fetch_packages(&fetcher, &options.site, &locks).await?;
@@ -285,11 +327,16 @@ pub async fn produce(options: &Options) -> Result<Produced, Error> {
             .map(|p| p.1.image_config.created.clone())
             .unwrap_or_default();
         let images: Vec<PlatformImage> = platforms.iter().map(|p| p.1.clone()).collect();
-        let index =
-            image::index(&images, image::annotations(&first_lock, &created)).map_err(|source| Error::Image {
-                image: name.clone(),
-                source,
-            })?;
+        let mut index_annotations = image::annotations(&first_lock, &created);
+        let image_locks: Vec<&Lock> = platforms.iter().map(|p| &p.0).collect();
+        index_annotations.insert(
+            image::ANNOTATION_BUILD_KEY.to_owned(),
+            build_key(&options.tool, &image_locks),
+        );
+        let index = image::index(&images, index_annotations).map_err(|source| Error::Image {
+            image: name.clone(),
+            source,
+        })?;
         let platform_reports: Vec<PlatformReport> = platforms
             .iter()
             .map(|(lock, p, _, stripped)| PlatformReport {
@@ -345,7 +392,7 @@ pub async fn produce(options: &Options) -> Result<Produced, Error> {
         output: String::new(),
         images: reports,
         skipped: unavailable,
-        sources: planner.provenance.into_values().collect(),
+        sources,
     };
     if !failed.is_empty() {
         write_report(options, &report)?;
@@ -398,8 +445,13 @@ fn select(spec: &Spec, only: &[String]) -> Result<Vec<String>, Error> {
     Ok(only.to_vec())
 }
 
+/// The tag of an image: its version annotation, made acceptable to registries.
+pub fn tag_of(lock: &Lock) -> String {
+    tag(lock.config.annotations.get("version").map_or("latest", String::as_str))
+}
+
 /// A tag from a version: characters a registry refuses become `-`.
-fn tag(version: &str) -> String {
+pub fn tag(version: &str) -> String {
     version
         .chars()
         .map(|c| {

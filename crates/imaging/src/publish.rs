@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use crate::catalog::{self, CatalogImage, ClusterImageCatalog};
-use crate::layout::Built;
+use crate::image::ANNOTATION_BUILD_KEY;
 use crate::lock::Lock;
 use crate::oci::{Index, MEDIA_INDEX, MEDIA_MANIFEST, MEDIA_SPDX, Manifest, rfc3339};
 use crate::pipeline::{self, Options, Produced, Skipped};
@@ -86,10 +86,10 @@ pub struct Upgrade {
 
 /// Where an image goes: `postgresql-<flavor>-<os>` for operands (one catalog each), its own
 /// name otherwise.
-fn repository(built: &Built, lock: &Lock) -> String {
-    match (lock.major, built.name.rsplit_once('-')) {
+fn repository(name: &str, lock: &Lock) -> String {
+    match (lock.major, name.rsplit_once('-')) {
         (Some(_), Some((_, flavor))) => format!("postgresql-{flavor}-{}", lock.os_release.version_codename),
-        _ => built.name.clone(),
+        _ => name.to_owned(),
     }
 }
 
@@ -103,14 +103,30 @@ fn moving_tags(version: &str) -> Vec<String> {
     }
 }
 
+/// The catalog entry of an operand image: kept verbatim from the previous catalog when it
+/// pins the same digest; else naming the dated tag of this change, or the version tag.
+fn catalog_entry(
+    previous: &[ClusterImageCatalog],
+    catalog: &str,
+    major: u32,
+    repository: &str,
+    digest: &str,
+    tag: &str,
+) -> CatalogImage {
+    previous
+        .iter()
+        .filter(|c| c.metadata.name == catalog)
+        .flat_map(|c| c.spec.images.iter())
+        .find(|e| e.major == major && e.digest() == Some(digest))
+        .cloned()
+        .unwrap_or_else(|| CatalogImage {
+            major,
+            image: format!("{repository}:{tag}@{digest}"),
+        })
+}
+
 /// Runs the whole daily job.
 pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
-    let Produced {
-        built,
-        locks,
-        sboms,
-        report: build_report,
-    } = pipeline::produce(&options.build).await?;
     let pusher = &options.pusher;
     let today: String = rfc3339(options.build.now)
         .chars()
@@ -120,11 +136,82 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
     let previous_catalogs = catalog::read(&options.catalog_out)?;
     let mut runs = Vec::new();
     let mut entries: BTreeMap<(String, String), Vec<CatalogImage>> = BTreeMap::new();
+
+    // 1. Locks. An image whose registry version was built from the same locks by the same
+    //    tool is bit-for-bit what we would build: it is not built again.
+    let locked = pipeline::lock_all(&options.build).await?;
+    let all_locks = locked.locks.clone();
+    let mut by_image: BTreeMap<String, Vec<&Lock>> = BTreeMap::new();
+    for lock in &locked.locks {
+        by_image.entry(lock.image.clone()).or_default().push(lock);
+    }
+    let mut to_build = Vec::new();
+    for (name, locks) in &by_image {
+        let Some(lock) = locks.first() else { continue };
+        let repo = repository(name, lock);
+        let fail = |source: registry::Error| Error::Push {
+            image: name.clone(),
+            source: Box::new(source),
+        };
+        let tag = pipeline::tag_of(lock);
+        let current = pusher
+            .digest(&repo, moving_tags(&tag).last().map_or("latest", String::as_str))
+            .await
+            .map_err(fail)?;
+        let key = pipeline::build_key(&options.build.tool, locks);
+        let same = match &current {
+            Some(digest) => pusher
+                .manifest(&repo, digest, &[MEDIA_INDEX])
+                .await
+                .map_err(fail)?
+                .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
+                .is_some_and(|index| index.annotations.get(ANNOTATION_BUILD_KEY) == Some(&key)),
+            None => false,
+        };
+        match (same, current) {
+            (true, Some(digest)) => {
+                tracing::info!(image = %name, %digest, "unchanged: built from the same locks by the same tool");
+                if let Some(major) = lock.major {
+                    let flavor = name.rsplit_once('-').map_or("", |(_, f)| f).to_owned();
+                    let os = lock.os_release.version_codename.clone();
+                    let catalog = format!("postgresql-{flavor}-{os}");
+                    let entry = catalog_entry(&previous_catalogs, &catalog, major, &pusher.name(&repo), &digest, &tag);
+                    entries.entry((flavor, os)).or_default().push(entry);
+                }
+                runs.push(ImageRun {
+                    image: name.clone(),
+                    repository: pusher.name(&repo),
+                    digest: digest.clone(),
+                    previous_digest: Some(digest),
+                    changed: false,
+                    tags: Vec::new(),
+                    bytes_uploaded: 0,
+                    blobs_uploaded: 0,
+                    blobs_mounted: 0,
+                    packages: PackageDiff::default(),
+                });
+            }
+            _ => to_build.extend(locks.iter().map(|l| (*l).clone())),
+        }
+    }
+
+    // 2. Build, scan and push the rest.
+    let locked = pipeline::Locked {
+        locks: to_build,
+        unavailable: locked.unavailable,
+        sources: locked.sources,
+    };
+    let Produced {
+        built,
+        locks,
+        sboms,
+        report: build_report,
+    } = pipeline::produce_from(&options.build, locked).await?;
     for image in &built {
         let Some(lock) = locks.iter().find(|l| l.image == image.name) else {
             continue;
         };
-        let repo = repository(image, lock);
+        let repo = repository(&image.name, lock);
         let fail = |source: registry::Error| Error::Push {
             image: image.name.clone(),
             source: Box::new(source),
@@ -146,17 +233,14 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
                         .await
                         .map_err(fail)?;
                 }
+                let config = &platform.config;
                 pusher
-                    .ensure_blob(
-                        &repo,
-                        &platform.config.descriptor.digest,
-                        &platform.config.bytes,
-                        &counters,
-                    )
+                    .ensure_blob(&repo, &config.descriptor.digest, &config.bytes, &counters)
                     .await
                     .map_err(fail)?;
+                let manifest = &platform.manifest;
                 pusher
-                    .put_manifest(&repo, &platform.manifest.descriptor.digest, &platform.manifest)
+                    .put_manifest(&repo, &manifest.descriptor.digest, manifest)
                     .await
                     .map_err(fail)?;
             }
@@ -164,8 +248,9 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         }
         // SBOMs, as referrers of each platform manifest.
         for (_, _, artifact) in sboms.iter().filter(|(name, _, _)| name == &image.name) {
+            let manifest = &artifact.manifest;
             if pusher
-                .digest(&repo, &artifact.manifest.descriptor.digest)
+                .digest(&repo, &manifest.descriptor.digest)
                 .await
                 .map_err(fail)?
                 .is_none()
@@ -177,12 +262,12 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
                         .map_err(fail)?;
                 }
                 pusher
-                    .put_manifest(&repo, &artifact.manifest.descriptor.digest, &artifact.manifest)
+                    .put_manifest(&repo, &manifest.descriptor.digest, manifest)
                     .await
                     .map_err(fail)?;
             }
             if let Some(subject) = artifact.subject() {
-                let mut d = artifact.manifest.descriptor.clone();
+                let mut d = manifest.descriptor.clone();
                 d.artifact_type = Some(MEDIA_SPDX.to_owned());
                 pusher.add_referrer(&repo, subject, &d).await.map_err(fail)?;
             }
@@ -191,10 +276,11 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         let changed = previous.as_deref() != Some(digest.as_str());
         let mut pushed_tags = Vec::new();
         for tag in &tags {
-            pusher.tag(&repo, tag, &image.index).await.map_err(fail)?;
-            pushed_tags.push(tag.clone());
+            if pusher.tag(&repo, tag, &image.index).await.map_err(fail)? {
+                pushed_tags.push(tag.clone());
+            }
         }
-        let mut dated = None;
+        let mut entry_tag = image.tag.clone();
         if changed {
             let base = format!("{}-{today}", image.tag);
             let mut candidate = base.clone();
@@ -209,38 +295,29 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
             }
             pusher.tag(&repo, &candidate, &image.index).await.map_err(fail)?;
             pushed_tags.push(candidate.clone());
-            dated = Some(candidate);
+            entry_tag = candidate;
         }
         let packages = match (&previous, changed) {
-            (Some(prev), true) => diff(
-                &previous_lock(pusher, &repo, prev, &lock.architecture)
+            (Some(prev), true) => {
+                let old = previous_lock(pusher, &repo, prev, &lock.architecture)
                     .await
-                    .map_err(fail)?,
-                lock,
-                &image.name,
-            )?,
+                    .map_err(fail)?;
+                diff(&old, lock, &image.name)?
+            }
             _ => PackageDiff::default(),
         };
         if let Some(major) = lock.major {
             let flavor = image.name.rsplit_once('-').map_or("", |(_, f)| f).to_owned();
             let os = lock.os_release.version_codename.clone();
-            let reused = previous_catalogs
-                .iter()
-                .filter(|c| c.metadata.name == format!("postgresql-{flavor}-{os}"))
-                .flat_map(|c| c.spec.images.iter())
-                .find(|e| e.major == major && e.digest() == Some(digest.as_str()))
-                .cloned();
-            let entry = match (reused, dated) {
-                (Some(entry), _) => entry,
-                (None, Some(tag)) => CatalogImage {
-                    major,
-                    image: format!("{}:{tag}@{digest}", pusher.name(&repo)),
-                },
-                (None, None) => CatalogImage {
-                    major,
-                    image: format!("{}:{}@{digest}", pusher.name(&repo), image.tag),
-                },
-            };
+            let catalog = format!("postgresql-{flavor}-{os}");
+            let entry = catalog_entry(
+                &previous_catalogs,
+                &catalog,
+                major,
+                &pusher.name(&repo),
+                &digest,
+                &entry_tag,
+            );
             entries.entry((flavor, os)).or_default().push(entry);
         }
         tracing::info!(image = %image.name, repository = %pusher.name(&repo), %digest, changed, blobs = counters.blobs_uploaded.load(Ordering::Relaxed), "published");
@@ -257,19 +334,16 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
             packages,
         });
     }
+    runs.sort_by(|a, b| a.image.cmp(&b.image));
 
-    // Every push succeeded: now the catalog.
+    // 3. Every push succeeded: now the catalog.
     let mut catalogs = Vec::new();
     for ((flavor, os), images) in entries {
         let name = format!("postgresql-{flavor}-{os}");
         let previous = previous_catalogs.iter().find(|c| c.metadata.name == name);
-        let unchanged = previous.is_some_and(|p| {
-            let mut a = p.spec.images.clone();
-            let mut b = images.clone();
-            a.sort_by_key(|i| i.major);
-            b.sort_by_key(|i| i.major);
-            a == b
-        });
+        let mut sorted = images.clone();
+        sorted.sort_by_key(|i| i.major);
+        let unchanged = previous.is_some_and(|p| p.spec.images == sorted);
         let date = match previous {
             Some(p) if unchanged => p
                 .metadata
@@ -295,9 +369,9 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
     }
     let text = catalog::render(&catalogs)?;
     let catalog_changed = catalog::write(&options.catalog_out, &text)?;
-    pipeline::write_locks(&options.build, &locks)?;
+    pipeline::write_locks(&options.build, &all_locks)?;
     Ok(RunReport {
-        tool: env!("CARGO_PKG_VERSION").to_owned(),
+        tool: options.build.tool.clone(),
         registry: pusher.target.to_string(),
         catalog: options.catalog_out.display().to_string(),
         catalog_changed,
