@@ -152,6 +152,8 @@ pub struct Pusher {
     pub target: Target,
     /// Blob digest → a repository of this registry known to hold it (for mounts).
     known: Mutex<BTreeMap<String, String>>,
+    /// Repositories we already hold push credentials (or a token) for.
+    authenticated: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -216,6 +218,7 @@ impl Pusher {
             auth,
             target,
             known: Mutex::new(BTreeMap::new()),
+            authenticated: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -233,17 +236,25 @@ impl Pusher {
         format!("{}/{}/{repository}", self.target.host, self.target.prefix)
     }
 
+    /// Gets push access to the reference's repository, once per repository.
     async fn authenticate(&self, reference: &Reference) -> Result<(), Error> {
+        let repository = reference.repository().to_owned();
+        if self.authenticated.lock().is_ok_and(|done| done.contains(&repository)) {
+            return Ok(());
+        }
         self.client
             .auth(reference, &self.auth, RegistryOperation::Push)
             .await
-            .map(|_| ())
             .map_err(|source| Error::Registry {
                 action: "authenticate to",
                 what: self.target.host.clone(),
-                repository: reference.repository().to_owned(),
+                repository: repository.clone(),
                 source,
-            })
+            })?;
+        if let Ok(mut done) = self.authenticated.lock() {
+            done.insert(repository);
+        }
+        Ok(())
     }
 
     /// The digest `tag_or_digest` points to in `repository`, if it exists.
