@@ -12,6 +12,8 @@
 
 mod support;
 
+use cnpg_telemetry::error_chain;
+
 use std::process::Command;
 
 use cnpg_imaging::layout::Target;
@@ -19,17 +21,6 @@ use cnpg_imaging::pipeline::{Error, build};
 use cnpg_testkit::debrepo::TestPackage;
 use cnpg_testkit::run;
 use support::{SUITE, images_yaml, now, options, output, repository};
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_layout_is_read_by_skopeo_and_umoci_and_the_archive_by_skopeo() {

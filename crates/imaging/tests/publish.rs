@@ -13,6 +13,8 @@
 
 mod support;
 
+use cnpg_telemetry::error_chain;
+
 use std::path::Path;
 
 use cnpg_imaging::catalog::{self, ClusterImageCatalog};
@@ -50,17 +52,6 @@ async fn publish(
         publisher: "cnpg-rs-tests".into(),
     };
     rebuild(&options).await
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,7 +212,7 @@ async fn failed_runs_leave_the_catalog_exactly_as_it_was() {
     )
     .await
     .unwrap_err();
-    let message = chain(&err);
+    let message = error_chain(&err);
     assert!(
         message.to_lowercase().contains("authorized") || message.contains("401"),
         "{message}"
@@ -242,7 +233,11 @@ async fn failed_runs_leave_the_catalog_exactly_as_it_was() {
     )
     .await
     .unwrap_err();
-    assert!(chain(&err).contains(&format!("127.0.0.1:{closed}")), "{}", chain(&err));
+    assert!(
+        error_chain(&err).contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        error_chain(&err)
+    );
     assert_eq!(std::fs::read(&catalog_path).unwrap(), catalog);
 
     // Halfway: the unchanged image is checked and tagged fine, then the registry refuses the
@@ -256,7 +251,7 @@ async fn failed_runs_leave_the_catalog_exactly_as_it_was() {
     )
     .await
     .unwrap_err();
-    let message = chain(&err);
+    let message = error_chain(&err);
     assert!(
         message.contains("postgresql-99-minimal") && message.contains("blob sha256:"),
         "names the image and blob: {message}"

@@ -199,13 +199,27 @@ async fn every_reachable_image_is_published_and_a_rerun_uploads_nothing() {
         catalog_out: catalog_path.clone(),
         publisher: "cnpg-rs".into(),
     };
-    // Every image but those carrying our binaries (built after the tests).
-    let mut build = options(&[]);
-    build.skip_unavailable = true;
-    let first = rebuild(&publish(build)).await.unwrap();
+    // Every image, ours included: scripts/test.sh builds the static release binaries first.
+    let binaries = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("../../out/bin");
+    assert!(
+        binaries.join("operator").is_file(),
+        "{} lacks the release binaries: run scripts/build-release.sh",
+        binaries.display()
+    );
+    let with_binaries = || {
+        let mut build = options(&[]);
+        build.skip_unavailable = true;
+        build.binaries = Some(binaries.clone());
+        build
+    };
+    let first = rebuild(&publish(with_binaries())).await.unwrap();
     let names: Vec<&str> = first.images.iter().map(|i| i.image.as_str()).collect();
     for expected in [
         "base",
+        "operator",
+        "instance-manager",
+        "pgbouncer",
+        "image-rebuilder",
         "postgresql-15-minimal",
         "postgresql-17-minimal",
         "postgresql-18-standard",
@@ -234,9 +248,7 @@ async fn every_reachable_image_is_published_and_a_rerun_uploads_nothing() {
 
     let before = std::fs::read(&catalog_path).unwrap();
     let uploads = registry.blob_uploads();
-    let mut build = options(&[]);
-    build.skip_unavailable = true;
-    let second = rebuild(&publish(build)).await.unwrap();
+    let second = rebuild(&publish(with_binaries())).await.unwrap();
     assert_eq!(second.blobs_uploaded, 0, "{second:#?}");
     assert_eq!(registry.blob_uploads(), uploads);
     assert_eq!(std::fs::read(&catalog_path).unwrap(), before);
