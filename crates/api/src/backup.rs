@@ -1,0 +1,111 @@
+//! `Backup` and `ScheduledBackup`.
+
+use k8s_openapi::api::core::v1::LocalObjectReference;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A request for one backup of a cluster.
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "kube's printcolumn repeats `type_` by design"
+)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "postgresql.cnpg.io",
+    version = "v1",
+    kind = "Backup",
+    namespaced,
+    status = "BackupStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "Backup is one backup of a Cluster",
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster.name"),
+    printcolumn(name = "Method", type_ = "string", json_path = ".spec.method"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Error", type_ = "string", json_path = ".status.error")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    pub cluster: LocalObjectReference,
+    /// `primary` or `prefer-standby`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `barmanObjectStore` [default], `volumeSnapshot` or `plugin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+}
+
+/// The observed state of a backup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// Backups of a cluster on a schedule.
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "kube's printcolumn repeats `type_` by design"
+)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "postgresql.cnpg.io",
+    version = "v1",
+    kind = "ScheduledBackup",
+    namespaced,
+    status = "ScheduledBackupStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "ScheduledBackup takes Backups of a Cluster on a schedule",
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster.name"),
+    printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.lastScheduleTime")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupSpec {
+    /// Six cron fields with leading seconds (`0 0 0 * * *`), or a descriptor (`@daily`).
+    pub schedule: String,
+    #[x_kube(validation = Rule::new("self == oldSelf").message("cluster is immutable"))]
+    pub cluster: LocalObjectReference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// Take a backup right away too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immediate: Option<bool>,
+    /// `none` [default], `self` or `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_owner_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+}
+
+/// The observed state of a schedule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,148 @@
+//! ScheduledBackup schedules, read the way CloudNativePG reads them (robfig/cron v1): six
+//! fields with leading seconds (`sec min hour dom month dow`), the weekday optional (five
+//! fields), weekdays 0–6 with Sunday 0 or their names, `?` for "any", the descriptors
+//! `@yearly` … `@hourly`, and `@every <duration>`.
+
+use std::time::Duration;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+/// A parsed schedule.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Cron(Box<Cron>),
+    /// `@every`: at this interval from the previous run.
+    Every(Duration),
+}
+
+/// Parses a schedule, or says what is wrong with it.
+pub fn parse(expression: &str) -> Result<Schedule, String> {
+    let expression = expression.trim();
+    if let Some(interval) = expression.strip_prefix("@every ") {
+        let duration = parse_duration(interval.trim())?;
+        if duration < Duration::from_secs(1) {
+            return Err("an @every interval must be at least one second".into());
+        }
+        return Ok(Schedule::Every(duration));
+    }
+    let pattern = if expression.starts_with('@') {
+        match expression {
+            "@yearly" | "@annually" => "0 0 0 1 1 *".to_owned(),
+            "@monthly" => "0 0 0 1 * *".to_owned(),
+            "@weekly" => "0 0 0 * * 0".to_owned(),
+            "@daily" | "@midnight" => "0 0 0 * * *".to_owned(),
+            "@hourly" => "0 0 * * * *".to_owned(),
+            other => return Err(format!("unknown descriptor `{other}`")),
+        }
+    } else {
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        match fields.len() {
+            6 => fields.join(" "),
+            // The weekday is optional.
+            5 => format!("{} *", fields.join(" ")),
+            n => {
+                return Err(format!(
+                    "expected 6 fields (seconds minutes hours day-of-month month day-of-week), got {n}"
+                ));
+            }
+        }
+    };
+    if pattern.contains(['L', 'W', '#']) && !pattern.to_ascii_uppercase().contains("WED") {
+        return Err("`L`, `W` and `#` are not supported".into());
+    }
+    // robfig numbers weekdays 0-6; croner would take 7 as Sunday too.
+    let dow = pattern.split_whitespace().nth(5).unwrap_or_default();
+    if dow.split([',', '-', '/']).any(|t| t == "7") {
+        return Err("day-of-week ranges from 0 (Sunday) to 6".into());
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Disallowed)
+        .build();
+    parser
+        .parse(&pattern)
+        .map(|c| Schedule::Cron(Box::new(c)))
+        .map_err(|e| e.to_string())
+}
+
+/// A Go-style duration: `90s`, `1h30m`, `1.5h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration such as 1h30m");
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let (number, tail) = rest.split_at(number_len);
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_cloudnativepg_accepts() {
+        for ok in [
+            "0 0 0 * * *",
+            "0 30 2 * * SUN",
+            "0 0 0 ? * 1",
+            "0 0 0 * * 0",
+            "0 0 12 * *",
+            "@daily",
+            "@every 1h30m",
+            "*/30 * * * * *",
+            "0 0 0 1 JAN *",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}: {:?}", parse(ok).err());
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_would_misread() {
+        for (bad, why) in [
+            ("0 0 0 * * 7", "0 (Sunday) to 6"),
+            ("0 0 0 * * 5-7", "0 (Sunday) to 6"),
+            ("0 0 0 L * *", "not supported"),
+            ("@every 500ms", "at least one second"),
+            ("@every soon", "not a duration"),
+            ("@fortnightly", "unknown descriptor"),
+            ("0 0 0 * * * 2026", "got 7"),
+            ("0 0 0 *", "got 4"),
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn weekdays_count_from_sunday() {
+        let Schedule::Cron(cron) = parse("0 0 0 * * 1").unwrap() else {
+            panic!()
+        };
+        // 2026-11-27 is a Friday: the next run is Monday 2026-11-30.
+        let friday: jiff::Zoned = "2026-11-27T12:00:00+00:00[UTC]".parse().unwrap();
+        let next = cron.find_next_occurrence(&friday, false).unwrap();
+        assert_eq!(next.date().to_string(), "2026-11-30");
+    }
+}
