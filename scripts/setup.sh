@@ -14,6 +14,7 @@ DEBS=(
     gnupg dpkg                              # tests sign and build their own package repositories
     skopeo umoci                            # tests read our OCI layouts with independent tools
     docker-registry apache2-utils           # tests push to a real registry (TLS, htpasswd)
+    python3-venv                            # checkov and kubernetes-validate check deploy/
 )
 CARGO_DENY_VERSION=0.20.2
 CARGO_NEXTEST_VERSION=0.9.143
@@ -61,6 +62,18 @@ advisory_db() {
     git -C "$db" -c user.name=cnpg-rs -c user.email=ci@localhost commit -qm "snapshot $(cut -c1-40 "$snapshot/SNAPSHOT")"
 }
 
+# The Python manifest checkers, pinned in lib/python-tools.txt, in a virtual environment under
+# the cache; reinstalled only when the pins change.
+python_tools() {
+    local venv=$CACHE/python pins=$ROOT/scripts/lib/python-tools.txt
+    if [ -x "$venv/bin/checkov" ] && cmp -s "$pins" "$venv/pins.txt"; then return 0; fi
+    log "installing $(grep -v '^#' "$pins" | tr '\n' ' ')(once per machine, about a minute)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$pins"
+    cp "$pins" "$venv/pins.txt"
+}
+
 main() {
     command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
     cargo fmt --version >/dev/null 2>&1 || die "the Rust component rustfmt is missing: rustup component add rustfmt"
@@ -72,6 +85,7 @@ main() {
     cargo_tool nextest cargo-nextest "$CARGO_NEXTEST_VERSION"
     cargo_tool deny cargo-deny "$CARGO_DENY_VERSION"
     advisory_db
+    python_tools
 }
 
 main "$@"

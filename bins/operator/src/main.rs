@@ -1,10 +1,10 @@
-//! `operator`: parses the command line; the library holds everything else.
+//! `operator`: parses the command line, starts logging and runs the command; the library holds
+//! everything else.
 
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    // With no command yet, clap answers `--help` and `--version` and rejects anything else,
-    // so parsing never returns normally; the exit code below is the usage error.
-    let _cli = cnpg_operator::Cli::parse();
-    std::process::ExitCode::from(2)
+    let cli = cnpg_operator::Cli::parse();
+    let log = cli.log.clone();
+    cnpg_telemetry::run_main(&log, || cnpg_operator::run(cli))
 }
