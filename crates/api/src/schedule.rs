@@ -141,7 +141,10 @@ mod tests {
             panic!()
         };
         // 2026-11-27 is a Friday: the next run is Monday 2026-11-30.
-        let friday: jiff::Zoned = "2026-11-27T12:00:00+00:00[UTC]".parse().unwrap();
+        let friday = "2026-11-27T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC);
         let next = cron.find_next_occurrence(&friday, false).unwrap();
         assert_eq!(next.date().to_string(), "2026-11-30");
     }

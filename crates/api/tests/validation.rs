@@ -44,24 +44,9 @@ fn rules(kind: &str) -> Rules {
     serde_saphyr::from_str(&text).unwrap()
 }
 
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
 fn patched<T: DeserializeOwned>(fixture: &Value, patch: &Value) -> T {
     let mut value = fixture.clone();
-    merge(&mut value, patch);
+    json_patch::merge(&mut value, patch);
     serde_json::from_value(value).unwrap()
 }
 

@@ -328,6 +328,25 @@ fn shape(mut object: Value) -> Result<Value, ApiError> {
     Ok(object)
 }
 
+/// What admission webhooks are asked about a write.
+fn review<'a>(
+    target: &'a Target,
+    operation: &'a str,
+    name: &'a str,
+    object: &'a Value,
+    old: Option<&'a Value>,
+) -> Review<'a> {
+    Review {
+        resource: &target.resource,
+        operation,
+        subresource: &target.subresource,
+        namespace: &target.namespace,
+        name,
+        object: Some(object),
+        old,
+    }
+}
+
 impl State {
     fn webhooks(&self, plural: &str) -> Vec<Value> {
         let mut configurations = lock(&self.store).all_of("admissionregistration.k8s.io", plural);
@@ -344,28 +363,12 @@ impl State {
         old: Option<&Value>,
     ) -> Result<Value, ApiError> {
         let name = object["metadata"]["name"].as_str().unwrap_or(&target.name).to_owned();
-        let review = Review {
-            resource: &target.resource,
-            operation,
-            subresource: &target.subresource,
-            namespace: &target.namespace,
-            name: &name,
-            object: Some(&object),
-            old,
-        };
+        let review = review(target, operation, &name, &object, old);
         let mutating = self.webhooks("mutatingwebhookconfigurations");
         let mutated = admission::admit(mutating, true, &review, &self.services).await?;
         let mut object = mutated.unwrap_or(object);
         validate(&target.resource, &mut object, old)?;
-        let review = Review {
-            resource: &target.resource,
-            operation,
-            subresource: &target.subresource,
-            namespace: &target.namespace,
-            name: &name,
-            object: Some(&object),
-            old,
-        };
+        let review = self::review(target, operation, &name, &object, old);
         admission::admit(
             self.webhooks("validatingwebhookconfigurations"),
             false,

@@ -13,24 +13,7 @@ pub type Field = Vec<String>;
 
 /// RFC 7386.
 pub fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        (target, patch) => {
-            let mut patch = patch.clone();
-            if let Value::Object(map) = &mut patch {
-                map.retain(|_, v| !v.is_null());
-            }
-            *target = patch;
-        }
-    }
+    json_patch::merge(target, patch);
 }
 
 const MERGE_KEYS: [&str; 6] = ["name", "containerPort", "mountPath", "uid", "type", "port"];
