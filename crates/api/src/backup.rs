@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     clippy::duplicated_attributes,
     reason = "kube's printcolumn repeats `type_` by design"
 )]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "postgresql.cnpg.io",
@@ -30,28 +31,21 @@ use serde::{Deserialize, Serialize};
 pub struct BackupSpec {
     pub cluster: LocalObjectReference,
     /// `primary` or `prefer-standby`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// `barmanObjectStore` [default], `volumeSnapshot` or `plugin`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
 }
 
 /// The observed state of a backup.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
 }
 
@@ -60,6 +54,7 @@ pub struct BackupStatus {
     clippy::duplicated_attributes,
     reason = "kube's printcolumn repeats `type_` by design"
 )]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "postgresql.cnpg.io",
@@ -80,32 +75,23 @@ pub struct ScheduledBackupSpec {
     pub schedule: String,
     #[x_kube(validation = Rule::new("self == oldSelf").message("cluster is immutable"))]
     pub cluster: LocalObjectReference,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// Take a backup right away too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immediate: Option<bool>,
     /// `none` [default], `self` or `cluster`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_owner_reference: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
 }
 
 /// The observed state of a schedule.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledBackupStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     clippy::duplicated_attributes,
     reason = "kube's printcolumn repeats `type_` by design"
 )]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "postgresql.cnpg.io",
@@ -38,127 +39,82 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Labels and annotations every object of the cluster inherits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inherited_metadata: Option<EmbeddedMetadata>,
     /// The PostgreSQL image, `repository:tag` or by digest. Exclusive with `imageCatalogRef`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_name: Option<String>,
     /// A major of an (Cluster)ImageCatalog. Exclusive with `imageName`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_catalog_ref: Option<ImageCatalogRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler_name: Option<String>,
     /// UID the PostgreSQL processes run as [26].
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "postgresUID")]
+    #[serde(rename = "postgresUID")]
     pub postgres_uid: Option<i64>,
     /// GID the PostgreSQL processes run as [26].
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "postgresGID")]
+    #[serde(rename = "postgresGID")]
     pub postgres_gid: Option<i64>,
     /// Number of instances [1].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub instances: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sync_replicas: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sync_replicas: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgresql: Option<PostgresConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_slots: Option<ReplicationSlots>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<Bootstrap>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superuser_secret: Option<LocalObjectReference>,
     /// Manage the `postgres` password from a Secret [false].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_superuser_access: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificates: Option<CertificatesConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_storage: Option<StorageConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_template: Option<ServiceAccountTemplate>,
     /// Seconds an instance may take to start [3600].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_delay: Option<i32>,
     /// Seconds an instance may take to stop [1800].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_delay: Option<i32>,
     /// Seconds of smart shutdown before a fast one [180].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smart_shutdown_timeout: Option<i32>,
     /// Seconds a former primary may take to shut down during a switchover [3600].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover_delay: Option<i32>,
     /// Seconds to wait before failing over from an unhealthy primary [0].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_delay: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe_timeout: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_volumes_size_limit: Option<EphemeralVolumesSizeLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// `unsupervised` [default] or `supervised`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_update_strategy: Option<String>,
     /// `restart` [default] or `switchover`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_update_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_maintenance_window: Option<NodeMaintenanceWindow>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_clusters: Option<Vec<ExternalCluster>>,
     /// `error`, `warning`, `info` [default], `debug` or `trace`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<EnvVar>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_from: Option<Vec<EnvFromSource>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<ManagedConfiguration>,
     /// Seccomp profile of every container [RuntimeDefault].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_security_context: Option<PodSecurityContext>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     /// Create PodDisruptionBudgets [true].
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "enablePDB")]
+    #[serde(rename = "enablePDB")]
     pub enable_pdb: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("serviceAccountName is immutable"))]
     pub service_account_name: Option<String>,
 }
 
 /// Labels and annotations to copy.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct EmbeddedMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
@@ -175,16 +131,16 @@ pub struct ImageCatalogRef {
 }
 
 /// PostgreSQL configuration.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresConfiguration {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<BTreeMap<String, String>>,
     /// pg_hba.conf lines, placed after the operator's fixed rules and before the catch-all.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pg_hba")]
+    #[serde(rename = "pg_hba")]
     pub pg_hba: Option<Vec<String>>,
     /// pg_ident.conf lines.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pg_ident")]
+    #[serde(rename = "pg_ident")]
     pub pg_ident: Option<Vec<String>>,
     #[serde(
         default,
@@ -192,123 +148,100 @@ pub struct PostgresConfiguration {
         rename = "shared_preload_libraries"
     )]
     pub shared_preload_libraries: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous: Option<SynchronousReplicaConfiguration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_timeout: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_alter_system: Option<bool>,
 }
 
 /// Synchronous replication.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SynchronousReplicaConfiguration {
     /// `any` or `first`.
     pub method: String,
     pub number: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_standby_names_from_cluster: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_names_pre: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_names_post: Option<Vec<String>>,
     /// `required` [default] or `preferred`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_durability: Option<String>,
 }
 
 /// Replication slots.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationSlots {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_availability: Option<HighAvailabilitySlots>,
     /// Seconds between slot updates [30].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_interval: Option<i32>,
 }
 
 /// Replication slots for high availability.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HighAvailabilitySlots {
     /// [true]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// [`_cnpg_`]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_prefix: Option<String>,
 }
 
 /// How the cluster is created: exactly one method.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bootstrap {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initdb: Option<BootstrapInitDb>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<BootstrapRecovery>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pg_basebackup")]
+    #[serde(rename = "pg_basebackup")]
     pub pg_basebackup: Option<BootstrapPgBaseBackup>,
 }
 
 /// A new cluster from `initdb`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapInitDb {
     /// The application database [app].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
     /// Its owner [= database].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// A basic-auth Secret with the owner's credentials (generated when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_checksums: Option<bool>,
     /// [UTF8]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
     /// [C]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale_collate: Option<String>,
     /// [C]
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "localeCType")]
+    #[serde(rename = "localeCType")]
     pub locale_ctype: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale_provider: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icu_locale: Option<String>,
     /// WAL segment size in MB: a power of 2 from 1 to 1024.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_segment_size: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "postInitSQL")]
+    #[serde(rename = "postInitSQL")]
     pub post_init_sql: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "postInitApplicationSQL")]
+    #[serde(rename = "postInitApplicationSQL")]
     pub post_init_application_sql: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "postInitTemplateSQL")]
+    #[serde(rename = "postInitTemplateSQL")]
     pub post_init_template_sql: Option<Vec<String>>,
 }
 
 /// A new cluster from a backup.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapRecovery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSource>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_target: Option<RecoveryTarget>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<LocalObjectReference>,
 }
 
@@ -320,68 +253,61 @@ pub struct BackupSource {
 }
 
 /// Where point-in-time recovery stops.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryTarget {
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetTLI")]
+    #[serde(rename = "targetTLI")]
     pub target_tli: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetXID")]
+    #[serde(rename = "targetXID")]
     pub target_xid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetLSN")]
+    #[serde(rename = "targetLSN")]
     pub target_lsn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_immediate: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclusive: Option<bool>,
 }
 
 /// A new cluster cloned from another with `pg_basebackup`.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BootstrapPgBaseBackup {
     /// The name of an external cluster.
     pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<LocalObjectReference>,
 }
 
 /// Certificates the user provides instead of the generated ones.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificatesConfiguration {
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serverCASecret")]
+    #[serde(rename = "serverCASecret")]
     pub server_ca_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serverTLSSecret")]
+    #[serde(rename = "serverTLSSecret")]
     pub server_tls_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "replicationTLSSecret")]
+    #[serde(rename = "replicationTLSSecret")]
     pub replication_tls_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "clientCASecret")]
+    #[serde(rename = "clientCASecret")]
     pub client_ca_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serverAltDNSNames")]
+    #[serde(rename = "serverAltDNSNames")]
     pub server_alt_dns_names: Option<Vec<String>>,
 }
 
 /// A volume for PGDATA or WAL.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageConfiguration {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     /// A quantity such as `10Gi`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
     /// [true]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resize_in_use_volumes: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pvc_template: Option<PersistentVolumeClaimSpec>,
 }
 
@@ -392,83 +318,68 @@ pub struct ServiceAccountTemplate {
 }
 
 /// Scheduling.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AffinityConfiguration {
     /// [true]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_pod_anti_affinity: Option<bool>,
     /// [kubernetes.io/hostname]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_affinity: Option<NodeAffinity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
     /// `preferred` [default] or `required`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_anti_affinity_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_pod_anti_affinity: Option<PodAntiAffinity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_pod_affinity: Option<PodAffinity>,
 }
 
 /// Size limits of the ephemeral volumes.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EphemeralVolumesSizeLimit {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_data: Option<String>,
 }
 
 /// Backups.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupConfiguration {
     /// How long backups are kept: `<n>d`, `<n>w` or `<n>m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy: Option<String>,
     /// `prefer-standby` [default] or `primary`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_snapshot: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barman_object_store: Option<serde_json::Value>,
 }
 
 /// Node maintenance.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeMaintenanceWindow {
     /// [true]
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "reusePVC")]
+    #[serde(rename = "reusePVC")]
     pub reuse_pvc: Option<bool>,
     /// [false]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<bool>,
 }
 
 /// Monitoring.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitoringConfiguration {
     /// [false]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_default_queries: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_queries_config_map: Option<Vec<ConfigMapKeySelector>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_queries_secret: Option<Vec<SecretKeySelector>>,
     /// [false]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_pod_monitor: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<MonitoringTls>,
 }
 
@@ -487,138 +398,102 @@ pub struct SecretKeySelector {
 }
 
 /// TLS on the metrics port.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct MonitoringTls {
     /// [false]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
 /// Another PostgreSQL server, for bootstrap or replica clusters.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalCluster {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_parameters: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_cert: Option<SecretKeySelector>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_key: Option<SecretKeySelector>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_root_cert: Option<SecretKeySelector>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretKeySelector>,
 }
 
 /// Objects the operator manages inside PostgreSQL and around it.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedConfiguration {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<RoleConfiguration>>,
 }
 
 /// A database role the operator keeps as declared.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleConfiguration {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// `present` [default] or `absent`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensure: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<LocalObjectReference>,
     /// [-1]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limit: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_roles: Option<Vec<String>>,
     /// [true]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inherit: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_password: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superuser: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub createdb: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub createrole: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bypassrls: Option<bool>,
 }
 
 /// The observed state of a cluster.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_instances: Option<i32>,
     /// The label selector of the instance pods (for the scale subresource).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances_status: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_names: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_primary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_primary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_primary_timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_primary_failing_since_timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_primary_timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "timelineID")]
+    #[serde(rename = "timelineID")]
     pub timeline_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pvcCount")]
+    #[serde(rename = "pvcCount")]
     pub pvc_count: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_count: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "healthyPVC")]
+    #[serde(rename = "healthyPVC")]
     pub healthy_pvc: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificates: Option<CertificatesStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_resource_version: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_certificate_fingerprint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "systemID")]
+    #[serde(rename = "systemID")]
     pub system_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
 }
 
 /// The certificates in use and when they expire.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificatesStatus {
     #[serde(flatten)]
     pub configuration: CertificatesConfiguration,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expirations: Option<BTreeMap<String, String>>,
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
     clippy::duplicated_attributes,
     reason = "kube's printcolumn repeats `type_` by design"
 )]
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "postgresql.cnpg.io",
@@ -34,70 +35,58 @@ pub struct PoolerSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("cluster is immutable"))]
     pub cluster: LocalObjectReference,
     /// `rw` [default], `ro` or `r`.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    #[serde(rename = "type")]
     pub pooler_type: Option<String>,
     /// Number of PgBouncer pods [1].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplateSpec>,
     pub pgbouncer: PgBouncerSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_strategy: Option<DeploymentStrategy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<PoolerMonitoring>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 }
 
 /// PgBouncer's configuration.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PgBouncerSpec {
     /// `session` [default] or `transaction`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serverTLSSecret")]
+    #[serde(rename = "serverTLSSecret")]
     pub server_tls_secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serverCASecret")]
+    #[serde(rename = "serverCASecret")]
     pub server_ca_secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "clientCASecret")]
+    #[serde(rename = "clientCASecret")]
     pub client_ca_secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "clientTLSSecret")]
+    #[serde(rename = "clientTLSSecret")]
     pub client_tls_secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_query_secret: Option<LocalObjectReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_query: Option<String>,
     /// PgBouncer parameters (only those PgBouncer allows to be set this way).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "pg_hba")]
+    #[serde(rename = "pg_hba")]
     pub pg_hba: Option<Vec<String>>,
     /// [false]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
 }
 
 /// Pooler monitoring.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolerMonitoring {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_pod_monitor: Option<bool>,
 }
 
 /// The observed state of a pooler.
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolerStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<i32>,
     /// `active`, `paused`, `inactive` or `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
