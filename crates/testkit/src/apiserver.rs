@@ -41,6 +41,7 @@ use openssl::x509::{X509, X509NameBuilder};
 use serde_json::Value;
 
 mod admission;
+mod discovery;
 mod error;
 mod http;
 mod patch;
@@ -48,6 +49,7 @@ mod resources;
 mod schema;
 mod selectors;
 mod store;
+mod watch;
 
 /// One request a client made.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::RecordedRequest;
 use super::admission::{self, Review, Services};
@@ -23,7 +22,7 @@ use super::patch;
 use super::resources::{self, Resource};
 use super::schema;
 use super::selectors::Selector;
-use super::store::{Event, EventType, Store};
+use super::store::Store;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -50,16 +49,16 @@ fn error_response(error: &ApiError) -> Response<Body> {
     json_response(error.code, &error.status())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A parsed resource path.
-struct Target {
-    resource: Resource,
-    namespace: String,
-    name: String,
-    subresource: String,
+pub(super) struct Target {
+    pub resource: Resource,
+    pub namespace: String,
+    pub name: String,
+    pub subresource: String,
 }
 
 fn query(uri: &hyper::Uri) -> BTreeMap<String, String> {
@@ -149,69 +148,6 @@ fn route(store: &Store, path: &str) -> Result<Target, ApiError> {
         name: name.to_owned(),
         subresource: subresource.to_owned(),
     })
-}
-
-/// Discovery documents: `/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`, `/version`.
-fn discovery(store: &Store, path: &str) -> Option<Value> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let resources = |group: &str, version: &str| {
-        let list: Vec<Value> = store
-            .resources
-            .iter()
-            .filter(|r| r.group == group && r.version == version)
-            .flat_map(|r| {
-                let mut out = vec![json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
-                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})];
-                if r.status {
-                    out.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
-                }
-                out
-            })
-            .collect();
-        let group_version = if group.is_empty() {
-            version.to_owned()
-        } else {
-            format!("{group}/{version}")
-        };
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list})
-    };
-    match segments.as_slice() {
-        ["version"] => Some(
-            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0+cnpg-rs-stand-in", "platform": "linux/amd64"}),
-        ),
-        ["api"] => Some(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})),
-        ["api", "v1"] => Some(resources("", "v1")),
-        ["apis"] => {
-            let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for r in store.resources.iter().filter(|r| !r.group.is_empty()) {
-                let versions = groups.entry(&r.group).or_default();
-                if !versions.contains(&r.version.as_str()) {
-                    versions.push(&r.version);
-                }
-            }
-            let groups: Vec<Value> = groups
-                .into_iter()
-                .map(|(g, vs)| {
-                    let versions: Vec<Value> = vs
-                        .iter()
-                        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-                        .collect();
-                    json!({"name": g, "versions": versions, "preferredVersion": versions.first()})
-                })
-                .collect();
-            Some(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
-        }
-        ["apis", group, version]
-            if store.resource_version() > 0
-                && store
-                    .resources
-                    .iter()
-                    .any(|r| r.group == *group && r.version == *version) =>
-        {
-            Some(resources(group, version))
-        }
-        _ => None,
-    }
 }
 
 /// `metadata.name` rules of the real server: Namespaces and Services are DNS labels, the rest
@@ -581,145 +517,6 @@ impl State {
             json!({"apiVersion": target.resource.api_version(), "kind": format!("{}List", target.resource.kind), "metadata": metadata, "items": page}),
         )
     }
-
-    fn watch(self: &Arc<Self>, target: Target, params: &BTreeMap<String, String>) -> Result<Response<Body>, ApiError> {
-        let labels =
-            Selector::parse(params.get("labelSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
-        let fields =
-            Selector::parse(params.get("fieldSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
-        let bookmarks = params.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-        let timeout = Duration::from_secs(
-            params
-                .get("timeoutSeconds")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(1800),
-        );
-        let requested = params
-            .get("resourceVersion")
-            .filter(|rv| !rv.is_empty() && *rv != "0")
-            .map(|rv| rv.parse::<u64>());
-        let (tx, rx) = mpsc::channel::<Bytes>(256);
-        let resource = target.resource.clone();
-        let namespace = target.namespace.clone();
-        let selected = move |o: &Value| labels.matches_labels(o) && fields.matches_fields(o);
-        let (initial, history, mut live, mut last) = {
-            let store = lock(&self.store);
-            match requested {
-                Some(Ok(rv)) => match store.since(rv) {
-                    Some((history, live)) => (Vec::new(), history, live, rv),
-                    None => {
-                        let gone = ApiError::new(
-                            410,
-                            "Expired",
-                            format!("too old resource version: {rv} ({})", store.resource_version()),
-                        );
-                        let line = json!({"type": "ERROR", "object": gone.status()}).to_string() + "\n";
-                        let _ = tx.try_send(Bytes::from(line));
-                        drop(tx);
-                        return Ok(stream_response(rx));
-                    }
-                },
-                Some(Err(_)) => return Err(ApiError::bad_request("resourceVersion must be a number")),
-                None => {
-                    let current = store.resource_version();
-                    let ns = (!namespace.is_empty()).then_some(namespace.as_str());
-                    let objects = store.list(&resource, ns);
-                    let (history, live) = store
-                        .since(current)
-                        .unwrap_or_else(|| (Vec::new(), store.events.subscribe()));
-                    (objects, history, live, current)
-                }
-            }
-        };
-        let kind = resource.kind.clone();
-        let api_version = resource.api_version();
-        let state = Arc::clone(self);
-        let interval = self.bookmark_interval;
-        tokio::spawn(async move {
-            let send =
-                |kind: &str, object: &Value| Bytes::from(json!({"type": kind, "object": object}).to_string() + "\n");
-            for object in initial.iter().filter(|o| selected(o)) {
-                if tx.send(send("ADDED", object)).await.is_err() {
-                    return;
-                }
-            }
-            let relevant = |e: &Event| {
-                e.group == resource.group
-                    && e.plural == resource.plural
-                    && (namespace.is_empty() || e.namespace == namespace)
-            };
-            let translate = |e: &Event| -> Option<(&'static str, Value)> {
-                let now = selected(&e.object);
-                let before = e.old.as_ref().map(&selected);
-                match (e.kind, now, before) {
-                    (EventType::Deleted, true, _) => Some(("DELETED", e.object.clone())),
-                    (EventType::Added, true, _) => Some(("ADDED", e.object.clone())),
-                    (EventType::Modified, true, Some(true)) => Some(("MODIFIED", e.object.clone())),
-                    (EventType::Modified, true, _) => Some(("ADDED", e.object.clone())),
-                    (EventType::Modified, false, Some(true)) => Some(("DELETED", e.object.clone())),
-                    _ => None,
-                }
-            };
-            for event in history.iter().filter(|e| relevant(e)) {
-                last = last.max(event.rv);
-                if let Some((kind, object)) = translate(event)
-                    && tx.send(send(kind, &object)).await.is_err()
-                {
-                    return;
-                }
-            }
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-            let streaming = async {
-                loop {
-                    tokio::select! {
-                        received = live.recv() => match received {
-                            Ok(event) if event.rv > last && relevant(&event) => {
-                                last = event.rv;
-                                if let Some((kind, object)) = translate(&event)
-                                    && tx.send(send(kind, &object)).await.is_err()
-                                {
-                                    return;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                let gone = ApiError::new(410, "Expired", "the watch fell behind");
-                                let _ = tx.send(send("ERROR", &gone.status())).await;
-                                return;
-                            }
-                            Err(_) => return,
-                        },
-                        _ = ticks.tick(), if bookmarks => {
-                            let rv = lock(&state.store).resource_version().max(last);
-                            let bookmark = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}});
-                            if tx.send(send("BOOKMARK", &bookmark)).await.is_err() {
-                                return;
-                            }
-                        }
-                        () = tx.closed() => return,
-                    }
-                }
-            };
-            // The watch ends at its timeout, as the real server ends it.
-            let _ = tokio::time::timeout(timeout, streaming).await;
-        });
-        Ok(stream_response(rx))
-    }
-}
-
-fn stream_response(mut rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|b| b.map(|b| Ok::<_, Infallible>(Frame::data(b))))
-    });
-    let mut response = Response::new(StreamBody::new(stream).boxed());
-    response.headers_mut().insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
-        .headers_mut()
-        .insert("transfer-encoding", hyper::header::HeaderValue::from_static("chunked"));
-    response
 }
 
 /// Handles one request.
@@ -742,7 +539,7 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Res
 async fn serve(state: &Arc<State>, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = request.uri().path().to_owned();
     if request.method() == Method::GET
-        && let Some(document) = discovery(&lock(&state.store), &path)
+        && let Some(document) = super::discovery::document(&lock(&state.store), &path)
     {
         return Ok(json_response(200, &document));
     }
