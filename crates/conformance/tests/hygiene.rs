@@ -42,7 +42,9 @@ fn no_mirror_host_or_machine_path_is_committed() {
     // The checkout's own path, and the directory holding it unless that is a system-wide one
     // (a clone in /tmp must not forbid every /tmp/ in the sources).
     needles.push(format!("{}/", root.display()));
-    let shared = ["/", "/tmp", "/var/tmp", "/home", "/root", "/srv", "/opt", "/mnt", "/var/lib"];
+    let shared = [
+        "/", "/tmp", "/var/tmp", "/home", "/root", "/srv", "/opt", "/mnt", "/var/lib",
+    ];
     if let Some(parent) = root.parent().filter(|p| !shared.iter().any(|s| p == &Path::new(s))) {
         needles.push(format!("{}/", parent.display()));
     }
