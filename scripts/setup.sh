@@ -12,6 +12,7 @@ DEBS=(
     git ca-certificates curl
     shellcheck                              # the gate lints our scripts too
     gnupg dpkg                              # tests sign and build their own package repositories
+    openssl                                 # tests check our certificates with an independent verifier
     skopeo umoci                            # tests read our OCI layouts with independent tools
     docker-registry apache2-utils           # tests push to a real registry (TLS, htpasswd)
     python3-venv                            # checkov and kubernetes-validate check deploy/
