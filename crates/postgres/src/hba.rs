@@ -1,5 +1,5 @@
 //! `pg_hba.conf` and `pg_ident.conf`: the operator's fixed rules first, then the user's lines,
-//! then the catch-all password rule.
+//! then the catch-all password rule, over TLS only.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -68,7 +68,9 @@ pub fn pg_hba(
             out.push('\n');
         }
     }
-    out.push_str(&format!("host all all all {}\n", password_method(major)));
+    // Unlike CloudNativePG's `host` catch-all, ours requires TLS: a password never crosses the
+    // network in clear. A user line (`host ...`) can still open plaintext on purpose.
+    out.push_str(&format!("hostssl all all all {}\n", password_method(major)));
     Ok(out)
 }
 

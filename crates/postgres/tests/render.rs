@@ -47,7 +47,7 @@ fn pg_hba_puts_fixed_rules_first_user_lines_next_and_the_password_rule_last() {
                 "hostssl app app 10.0.0.0/8 scram-sha-256",
                 "host all all 10.1.2.3/32 reject",
                 "host all all fd00::7/128 reject",
-                "host all all all scram-sha-256",
+                "hostssl all all all scram-sha-256",
             ],
             "PostgreSQL {major}"
         );
@@ -55,7 +55,7 @@ fn pg_hba_puts_fixed_rules_first_user_lines_next_and_the_password_rule_last() {
     assert!(
         hba::pg_hba(&spec, 13, &selectors)
             .unwrap()
-            .ends_with("host all all all md5\n")
+            .ends_with("hostssl all all all md5\n")
     );
     let unresolved = hba::pg_hba(&spec, 18, &BTreeMap::new()).unwrap();
     assert!(

@@ -6,6 +6,7 @@
 pub mod apiserver;
 pub mod debrepo;
 pub mod gpg;
+pub mod postgres;
 pub mod registry;
 
 use std::process::{Command, Output};
