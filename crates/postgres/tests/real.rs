@@ -227,3 +227,33 @@ fn postgres_runs_our_configuration_and_enforces_it() {
     assert!(!log.contains(secret), "the password reached the server log");
     assert!(!log.contains(&verifier), "the verifier reached the server log");
 }
+
+#[test]
+fn every_default_monitoring_query_runs_and_returns_its_declared_columns() {
+    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+        .join("../../deploy/monitoring/default-monitoring.yaml");
+    let config_map: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: serde_json::Map<String, serde_json::Value> =
+        serde_saphyr::from_str(config_map["data"]["queries"].as_str().unwrap()).unwrap();
+    assert!(queries.len() >= 7);
+    let mut pg = Postgres::init(MAJOR, &[]).unwrap();
+    pg.start().unwrap();
+    for (name, query) in &queries {
+        let declared: Vec<String> = query["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_object().unwrap().keys().next().unwrap().clone())
+            .collect();
+        let view = format!("CREATE TEMP VIEW probe AS {}", query["query"].as_str().unwrap());
+        let columns = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_catalog.pg_attribute WHERE attrelid = 'probe'::regclass AND attnum > 0";
+        let got = pg.sql_each(&[&view, columns]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            got,
+            declared.join(","),
+            "{name}: the columns differ from the declared metrics"
+        );
+        pg.sql(&format!("SELECT * FROM ({}) q", query["query"].as_str().unwrap()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

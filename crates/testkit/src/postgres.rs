@@ -167,14 +167,15 @@ impl Postgres {
         self.own(path)
     }
 
-    /// Starts `postgres` on loopback at `self.port`, the configuration files as written, and
-    /// waits until it accepts connections.
+    /// Starts `postgres` on loopback at `self.port` with its socket in [`Self::sockets`] (these
+    /// win over the configuration files), and waits until it accepts connections.
     pub fn start(&mut self) -> anyhow::Result<()> {
         let bin = bin_dir(self.major)?;
         let mut cmd = self.as_server(&bin.join("postgres"));
         cmd.arg("-D")
             .arg(self.data())
-            .args(["-c", "listen_addresses=127.0.0.1", "-p", &self.port.to_string()]);
+            .args(["-c", "listen_addresses=127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(self.sockets());
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         self.child = Some(cmd.spawn().context("failed to start postgres")?);
         let socket = self.sockets();
@@ -206,6 +207,7 @@ impl Postgres {
             "-d",
             "postgres",
             "-X",
+            "-q",
             "-A",
             "-t",
             "-v",
@@ -230,6 +232,7 @@ impl Postgres {
             "-d",
             "postgres",
             "-X",
+            "-q",
             "-A",
             "-t",
             "-v",
