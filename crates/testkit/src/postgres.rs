@@ -197,30 +197,11 @@ impl Postgres {
 
     /// `psql` over the Unix socket as `postgres` (peer authentication); the rows, unaligned.
     pub fn sql(&self, query: &str) -> anyhow::Result<String> {
-        let bin = bin_dir(self.major)?;
-        let mut cmd = self.as_server(&bin.join("psql"));
-        cmd.arg("-h").arg(self.sockets()).args([
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            query,
-        ]);
-        let out = crate::run(&mut cmd)?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        self.sql_each(&[query])
     }
 
-    /// Statements sent one by one in one session (psql `-c` each), as a driver sends them; the
-    /// output of the last.
+    /// Statements sent one by one in one session (psql `-c` each), as a driver sends them, over
+    /// the Unix socket as `postgres`; the rows they print, unaligned.
     pub fn sql_each(&self, statements: &[&str]) -> anyhow::Result<String> {
         let bin = bin_dir(self.major)?;
         let mut cmd = self.as_server(&bin.join("psql"));
