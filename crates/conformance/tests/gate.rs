@@ -150,7 +150,9 @@ fn advisory_dbs() -> PathBuf {
 fn a_dependency_with_a_known_advisory_fails_the_audit_naming_it() {
     // smallvec 1.6.0: RUSTSEC-2021-0003, buffer overflow in insert_many.
     let probe = Probe::new("smallvec = \"=1.6.0\"", "pub use smallvec;\n");
-    let fetch = probe.cargo(&["generate-lockfile", "--quiet"]);
+    // `fetch`, not only a lockfile: the offline audit reads the crate's metadata from the
+    // local registry cache, which is empty on a fresh machine.
+    let fetch = probe.cargo(&["fetch", "--quiet"]);
     assert!(fetch.status.success(), "{}", String::from_utf8_lossy(&fetch.stderr));
 
     let dbs = advisory_dbs();
