@@ -1,14 +1,25 @@
 //! `instance-manager`: PID 1 of every PostgreSQL container.
 //!
 //! The pod's `bootstrap-controller` init container runs `bootstrap`, which copies this binary
-//! into the volume shared with the `postgres` container; the later commands (`instance init`,
-//! `join`, `run`, `status`) run that copy. Commands land here as they are built.
+//! into the volume shared with the `postgres` container. Jobs run `instance init` (a new
+//! primary) or `instance join` (a new replica); the postgres container runs `instance run`,
+//! which reads the Cluster and its Secrets from the API, writes certificates and
+//! configuration, starts and supervises `postgres`, promotes and demotes it as the Cluster's
+//! `targetPrimary` says, and serves its status on port 8000. PostgreSQL calls back into
+//! `wal-archive` and `wal-restore`.
 
 mod bootstrap;
+mod db;
+mod instance;
+mod k8s;
+mod layout;
+mod process;
 
 use std::path::PathBuf;
 
 use cnpg_telemetry::LogArgs;
+
+pub use instance::InstanceCommand;
 
 /// The command line.
 #[derive(Debug, clap::Parser)]
@@ -33,6 +44,29 @@ pub enum Command {
         /// File to write, for example /controller/manager.
         target: PathBuf,
     },
+    /// Commands run in the postgres container and its jobs.
+    #[command(subcommand)]
+    Instance(Box<InstanceCommand>),
+    /// PostgreSQL's archive_command: no object store is configured, so WAL is kept by the
+    /// replication slots and wal_keep_size alone and the segment counts as archived.
+    WalArchive {
+        /// Where the caller would like logs (accepted for compatibility; logs go to stderr).
+        #[arg(long)]
+        log_destination: Option<PathBuf>,
+        /// The segment's path, relative to PGDATA.
+        path: PathBuf,
+    },
+    /// PostgreSQL's restore_command: with no object store there is nothing to restore, which
+    /// PostgreSQL reads as "not archived" and streams the WAL instead.
+    WalRestore {
+        /// Where the caller would like logs (accepted for compatibility; logs go to stderr).
+        #[arg(long)]
+        log_destination: Option<PathBuf>,
+        /// The segment's name.
+        name: String,
+        /// Where PostgreSQL wants it.
+        path: PathBuf,
+    },
 }
 
 /// A command failed.
@@ -42,6 +76,27 @@ pub enum Error {
     CurrentExe(#[source] std::io::Error),
     #[error(transparent)]
     Bootstrap(#[from] bootstrap::Error),
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("instance init failed")]
+    Init(#[source] Box<instance::init::Error>),
+    #[error("instance join failed")]
+    Join(#[source] Box<instance::join::Error>),
+    #[error("instance run failed")]
+    Run(#[source] Box<instance::run::Error>),
+    #[error("instance status failed")]
+    Status(#[source] Box<instance::StatusError>),
+}
+
+/// The WAL helpers PostgreSQL calls for every segment answer at once, without logging: with no
+/// object store configured, every segment counts as archived and none can be restored (exit 1
+/// is how restore_command says "not found", and PostgreSQL then streams the WAL instead).
+pub fn wal_helper_exit(command: &Command) -> Option<std::process::ExitCode> {
+    match command {
+        Command::WalArchive { .. } => Some(std::process::ExitCode::SUCCESS),
+        Command::WalRestore { .. } => Some(std::process::ExitCode::FAILURE),
+        _ => None,
+    }
 }
 
 /// Runs one command to completion.
@@ -52,6 +107,28 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let bytes = bootstrap::install(&source, &target)?;
             tracing::info!(path = %target.display(), bytes, "instance manager installed");
             Ok(())
+        }
+        Command::WalArchive { .. } | Command::WalRestore { .. } => Ok(()),
+        Command::Instance(command) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            runtime.block_on(async move {
+                match *command {
+                    InstanceCommand::Init(args) => {
+                        instance::init::init(&args).await.map_err(|e| Error::Init(Box::new(e)))
+                    }
+                    InstanceCommand::Join(args) => {
+                        instance::join::join(&args).await.map_err(|e| Error::Join(Box::new(e)))
+                    }
+                    InstanceCommand::Run(args) => instance::run::run(args).await.map_err(|e| Error::Run(Box::new(e))),
+                    InstanceCommand::Status(args) => {
+                        instance::status(&args).await.map_err(|e| Error::Status(Box::new(e)))
+                    }
+                }
+            })
         }
     }
 }

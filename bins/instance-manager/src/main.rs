@@ -5,6 +5,9 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = cnpg_instance_manager::Cli::parse();
+    if let Some(code) = cnpg_instance_manager::wal_helper_exit(&cli.command) {
+        return code;
+    }
     let log = cli.log.clone();
     cnpg_telemetry::run_main(&log, || cnpg_instance_manager::run(cli))
 }

@@ -52,6 +52,13 @@ impl PrivateKeyPem {
     }
 }
 
+impl From<String> for PrivateKeyPem {
+    /// A key read from a Secret.
+    fn from(pem: String) -> Self {
+        Self(pem)
+    }
+}
+
 impl fmt::Debug for PrivateKeyPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PrivateKeyPem([REDACTED])")

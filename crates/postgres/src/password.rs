@@ -78,3 +78,68 @@ pub fn verifier(password: &str, user: &str, major: u32) -> Result<String, Error>
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
     hmac(key, data)
 }
+
+/// A cleartext password read from a Secret: never printed, compared or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The cleartext, for computing a verifier or writing a 0600 file.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+/// Whether `stored` (a role's `rolpassword`) is a verifier of `password`: a SCRAM verifier is
+/// recomputed with its own salt and iteration count, an md5 one directly. Lets the instance
+/// manager leave a role alone when its password is already right, with no state of its own.
+pub fn matches(password: &str, user: &str, stored: &str) -> Result<bool, Error> {
+    if stored.starts_with("md5") {
+        return Ok(md5(password, user)? == stored);
+    }
+    let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") else {
+        return Ok(false);
+    };
+    let Some((iterations, rest)) = rest.split_once(':') else {
+        return Ok(false);
+    };
+    let Some((salt, _)) = rest.split_once('$') else {
+        return Ok(false);
+    };
+    let (Ok(iterations), Ok(salt)) = (
+        iterations.parse::<usize>(),
+        base64::engine::general_purpose::STANDARD.decode(salt),
+    ) else {
+        return Ok(false);
+    };
+    // The same salt and count give the same verifier: compare the whole string.
+    Ok(scram_with_salt(password, &salt, iterations)? == stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verifier_matches_its_password_only() {
+        let v = scram("right horse").unwrap();
+        assert!(matches("right horse", "app", &v).unwrap());
+        assert!(!matches("wrong horse", "app", &v).unwrap());
+        let m = md5("pw", "app").unwrap();
+        assert!(matches("pw", "app", &m).unwrap());
+        assert!(!matches("pw", "other", &m).unwrap());
+        assert!(!matches("pw", "app", "SCRAM-SHA-256$garbage").unwrap());
+        assert!(!matches("pw", "app", "").unwrap());
+        assert_eq!(format!("{:?}", Password::new("s3cret".into())), "Password([REDACTED])");
+    }
+}

@@ -23,8 +23,8 @@ pub fn bin_dir(major: u32) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// `(uid, gid)` the server runs as: `postgres` under root, else ourselves.
-fn server_ids() -> anyhow::Result<Option<(u32, u32)>> {
+/// `(uid, gid)` the server runs as: `postgres` under root, else ourselves (None).
+pub fn server_ids() -> anyhow::Result<Option<(u32, u32)>> {
     // SAFETY-free way to learn the effective uid: /proc/self/status.
     let status = std::fs::read_to_string("/proc/self/status")?;
     let uid: u32 = status
@@ -50,6 +50,27 @@ fn server_ids() -> anyhow::Result<Option<(u32, u32)>> {
         (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
         _ => bail!("malformed `postgres` entry in /etc/passwd"),
     }
+}
+
+/// A command that runs `program` as the server's user (`setpriv` under root).
+pub fn as_user(program: &Path, ids: Option<(u32, u32)>) -> Command {
+    match ids {
+        Some(_) => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+                .arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Hands `path` to the server's user (under root; a no-op otherwise).
+pub fn give(path: &Path, ids: Option<(u32, u32)>) -> anyhow::Result<()> {
+    if let Some((uid, gid)) = ids {
+        chown(path, Some(uid), Some(gid)).with_context(|| format!("failed to chown {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A free loopback port.
@@ -106,23 +127,12 @@ impl Postgres {
 
     /// Hands `path` to the server's user (under root).
     fn own(&self, path: &Path) -> anyhow::Result<()> {
-        if let Some((uid, gid)) = self.ids {
-            chown(path, Some(uid), Some(gid)).with_context(|| format!("failed to chown {}", path.display()))?;
-        }
-        Ok(())
+        give(path, self.ids)
     }
 
     /// A command run as the server's user.
     pub fn as_server(&self, program: &Path) -> Command {
-        match self.ids {
-            Some(_) => {
-                let mut cmd = Command::new("setpriv");
-                cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-                    .arg(program);
-                cmd
-            }
-            None => Command::new(program),
-        }
+        as_user(program, self.ids)
     }
 
     /// The directory everything lives in.

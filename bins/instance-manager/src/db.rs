@@ -1,0 +1,297 @@
+//! The instance manager's own connection to PostgreSQL: the Unix socket, as `postgres`, by
+//! peer authentication (the `local` map), with a pinned `search_path` so no object a user
+//! created can shadow the catalog functions we call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cnpg_instance_api::{ReplicationInfo, SlotInfo};
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use tokio_postgres::NoTls;
+
+/// A statement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to connect to PostgreSQL over {socket}")]
+    Connect {
+        socket: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("failed to {what}")]
+    Query {
+        what: &'static str,
+        source: tokio_postgres::Error,
+    },
+}
+
+/// An open session.
+#[derive(Debug)]
+pub struct Db {
+    client: tokio_postgres::Client,
+}
+
+/// The fields of `/pg/status` that come from SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlStatus {
+    pub in_recovery: bool,
+    pub current_lsn: Option<String>,
+    pub received_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    pub system_id: Option<String>,
+    pub timeline: Option<u32>,
+    pub config_hash: Option<String>,
+    pub version: Option<String>,
+    pub wal_receiver_active: bool,
+    pub replay_paused: bool,
+    pub pending_restart: bool,
+    pub replication: Vec<ReplicationInfo>,
+    pub slots: Vec<SlotInfo>,
+}
+
+fn query(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |source| Error::Query { what, source }
+}
+
+/// The HA slots' prefix: slots we create and may drop.
+pub const SLOT_PREFIX: &str = "_cnpg_";
+
+impl Db {
+    /// Connects to the `postgres` database over the socket in `sockets`.
+    pub async fn connect(sockets: &Path, user: &str) -> Result<Self, Error> {
+        Self::connect_to(sockets, user, "postgres").await
+    }
+
+    /// Connects to `dbname` over the socket in `sockets` (port 5432's socket file).
+    pub async fn connect_to(sockets: &Path, user: &str, dbname: &str) -> Result<Self, Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(sockets)
+            .port(cnpg_postgres::paths::PORT)
+            .user(user)
+            .dbname(dbname)
+            .application_name("cnpg-instance-manager")
+            .options("-c search_path=pg_catalog,public,pg_temp")
+            .connect_timeout(Duration::from_secs(5));
+        let (client, connection) = config.connect(NoTls).await.map_err(|source| Error::Connect {
+            socket: sockets.display().to_string(),
+            source,
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "database session ended");
+            }
+        });
+        Ok(Self { client })
+    }
+
+    /// The statements of `sql`, one by one (simple protocol).
+    pub async fn execute(&self, sql: &str) -> Result<(), Error> {
+        self.client.batch_execute(sql).await.map_err(query("run a statement"))
+    }
+
+    pub async fn in_recovery(&self) -> Result<bool, Error> {
+        let row = self
+            .client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(query("ask whether PostgreSQL is in recovery"))?;
+        row.try_get(0).map_err(query("read pg_is_in_recovery()"))
+    }
+
+    /// Everything `/pg/status` reports from SQL.
+    pub async fn status(&self) -> Result<SqlStatus, Error> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_is_in_recovery(),
+                        CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                             ELSE pg_current_wal_lsn() END::text,
+                        pg_last_wal_receive_lsn()::text,
+                        pg_last_wal_replay_lsn()::text,
+                        (SELECT system_identifier::text FROM pg_control_system()),
+                        CASE WHEN pg_is_in_recovery()
+                             THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),
+                                           (SELECT timeline_id FROM pg_control_checkpoint()))
+                             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+                        END,
+                        current_setting('cnpg.config_sha256', true),
+                        current_setting('server_version'),
+                        EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+                        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
+                        EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)",
+                &[],
+            )
+            .await
+            .map_err(query("read the instance status"))?;
+        let text = |i: usize| {
+            row.try_get::<_, Option<String>>(i)
+                .map_err(query("read the instance status"))
+        };
+        let flag = |i: usize| row.try_get::<_, bool>(i).map_err(query("read the instance status"));
+        let timeline: Option<i32> = row.try_get(5).map_err(query("read the timeline"))?;
+        let mut status = SqlStatus {
+            in_recovery: flag(0)?,
+            current_lsn: text(1)?,
+            received_lsn: text(2)?,
+            replay_lsn: text(3)?,
+            system_id: text(4)?,
+            timeline: timeline.and_then(|t| u32::try_from(t).ok()),
+            config_hash: text(6)?.filter(|h| !h.is_empty()),
+            version: text(7)?,
+            wal_receiver_active: flag(8)?,
+            replay_paused: flag(9)?,
+            pending_restart: flag(10)?,
+            ..SqlStatus::default()
+        };
+        for row in self
+            .client
+            .query(
+                "SELECT coalesce(application_name, ''), coalesce(state, ''), sent_lsn::text, write_lsn::text,
+                        flush_lsn::text, replay_lsn::text, coalesce(sync_state, ''), coalesce(sync_priority, 0)
+                   FROM pg_stat_replication ORDER BY application_name",
+                &[],
+            )
+            .await
+            .map_err(query("read pg_stat_replication"))?
+        {
+            let get = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+            status.replication.push(ReplicationInfo {
+                application_name: get(0).unwrap_or_default(),
+                state: get(1).unwrap_or_default(),
+                received_lsn: get(2),
+                write_lsn: get(3),
+                flush_lsn: get(4),
+                replay_lsn: get(5),
+                sync_state: get(6).unwrap_or_default(),
+                sync_priority: row.try_get(7).unwrap_or_default(),
+            });
+        }
+        for row in self
+            .client
+            .query(
+                "SELECT slot_name::text, slot_type, active, restart_lsn::text, wal_status
+                   FROM pg_replication_slots ORDER BY slot_name",
+                &[],
+            )
+            .await
+            .map_err(query("read pg_replication_slots"))?
+        {
+            let get = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+            status.slots.push(SlotInfo {
+                slot_name: get(0).unwrap_or_default(),
+                slot_type: get(1).unwrap_or_default(),
+                active: row.try_get(2).unwrap_or_default(),
+                restart_lsn: get(3),
+                wal_status: get(4),
+            });
+        }
+        Ok(status)
+    }
+
+    /// The stored verifier of `role`: Ok(None) for a role without password, Err when the role
+    /// does not exist.
+    pub async fn stored_password(&self, role: &str) -> Result<Option<Option<String>>, Error> {
+        let row = self
+            .client
+            .query_opt("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&role])
+            .await
+            .map_err(query("read a role's password verifier"))?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(row.try_get(0).map_err(query("read rolpassword"))?)),
+        }
+    }
+
+    /// Sets (or with `None`, removes) `role`'s password. The statement carries a verifier, never
+    /// the cleartext, and runs with statement logging off, so not even the verifier reaches the
+    /// server log: each statement is sent on its own, because a multi-statement string is
+    /// logged whole before the first `SET LOCAL` takes effect.
+    pub async fn set_password(&mut self, role: &str, verifier: Option<&str>) -> Result<(), Error> {
+        let statement = match verifier {
+            Some(v) => format!("ALTER ROLE {} PASSWORD {}", escape_identifier(role), escape_literal(v)),
+            None => format!("ALTER ROLE {} PASSWORD NULL", escape_identifier(role)),
+        };
+        let tx = self.client.transaction().await.map_err(query("begin a transaction"))?;
+        for quiet in [
+            "SET LOCAL log_statement = 'none'",
+            "SET LOCAL log_min_duration_statement = -1",
+            "SET LOCAL log_min_error_statement = 'panic'",
+        ] {
+            tx.batch_execute(quiet)
+                .await
+                .map_err(query("silence statement logging"))?;
+        }
+        tx.batch_execute(&statement)
+            .await
+            .map_err(query("set a role's password"))?;
+        tx.commit().await.map_err(query("commit a password change"))
+    }
+
+    /// `streaming_replica`: replication by certificate, plus the functions pg_rewind needs.
+    pub async fn ensure_streaming_replica(&self) -> Result<(), Error> {
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'streaming_replica'", &[])
+            .await
+            .map_err(query("look up streaming_replica"))?
+            .is_some();
+        if !exists {
+            self.execute("CREATE ROLE streaming_replica LOGIN REPLICATION").await?;
+        }
+        self.execute(
+            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO streaming_replica;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO streaming_replica;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO streaming_replica;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO streaming_replica",
+        )
+        .await
+    }
+
+    /// Physical slots `wanted` exist (reserving WAL from now); other inactive HA slots go.
+    pub async fn reconcile_slots(&self, wanted: &[String]) -> Result<(), Error> {
+        let existing: Vec<(String, bool)> = self
+            .client
+            .query(
+                "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_name LIKE '\\_cnpg\\_%'",
+                &[],
+            )
+            .await
+            .map_err(query("list replication slots"))?
+            .iter()
+            .filter_map(|row| Some((row.try_get(0).ok()?, row.try_get(1).ok()?)))
+            .collect();
+        for slot in wanted {
+            if !existing.iter().any(|(name, _)| name == slot) {
+                self.client
+                    .execute("SELECT pg_create_physical_replication_slot($1, true)", &[slot])
+                    .await
+                    .map_err(query("create a replication slot"))?;
+                tracing::info!(slot, "replication slot created");
+            }
+        }
+        for (name, active) in &existing {
+            if !active && !wanted.contains(name) {
+                self.client
+                    .execute("SELECT pg_drop_replication_slot($1)", &[name])
+                    .await
+                    .map_err(query("drop a replication slot"))?;
+                tracing::info!(slot = name, "replication slot dropped");
+            }
+        }
+        Ok(())
+    }
+
+    /// Promotes a replica and waits (up to a minute) for it to leave recovery.
+    pub async fn promote(&self) -> Result<bool, Error> {
+        let row = self
+            .client
+            .query_one("SELECT pg_promote(true, 60)", &[])
+            .await
+            .map_err(query("promote"))?;
+        row.try_get(0).map_err(query("read pg_promote()"))
+    }
+
+    pub async fn reload(&self) -> Result<(), Error> {
+        self.execute("SELECT pg_reload_conf()").await
+    }
+}

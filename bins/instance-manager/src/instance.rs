@@ -1,0 +1,74 @@
+//! `instance …`: the commands that run inside the postgres container (and its jobs).
+
+pub mod config;
+pub mod http;
+pub mod init;
+pub mod join;
+pub mod postmaster;
+pub mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The `instance` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum InstanceCommand {
+    /// Create a primary's data directory: initdb, application owner and database, post-init SQL.
+    Init(init::InitArgs),
+    /// Clone a replica's data directory from the primary (pg_basebackup, certificate auth).
+    Join(join::JoinArgs),
+    /// Run as PID 1: configure, start and supervise PostgreSQL; serve status on 8000.
+    Run(run::RunArgs),
+    /// Print this instance's status (GET /pg/status on the local status server) as JSON.
+    Status(StatusArgs),
+}
+
+/// `instance status` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// The status server.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub address: SocketAddr,
+    /// The CA that signed the server certificate.
+    #[arg(long, default_value = "/controller/certificates/server-ca.crt")]
+    pub ca_file: PathBuf,
+    /// The Cluster (the certificate is issued for `<cluster>-rw`).
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: String,
+}
+
+/// `instance status` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("failed to read {}", .path.display())]
+    Ca { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Client(#[from] cnpg_instance_api::client::Error),
+    #[error("failed to write the status")]
+    Write(#[source] std::io::Error),
+}
+
+/// `instance status`: the JSON, pretty, on stdout.
+pub async fn status(args: &StatusArgs) -> Result<(), StatusError> {
+    use std::io::Write as _;
+    let ca = std::fs::read_to_string(&args.ca_file).map_err(|source| StatusError::Ca {
+        path: args.ca_file.clone(),
+        source,
+    })?;
+    let client = cnpg_instance_api::client::Client::new(&ca, &format!("{}-rw", args.cluster_name), None)?;
+    let (status, body) = client.get(args.address, cnpg_instance_api::paths::STATUS).await?;
+    if status != 200 {
+        return Err(cnpg_instance_api::client::Error::Status {
+            addr: args.address,
+            path: cnpg_instance_api::paths::STATUS.into(),
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+        .into());
+    }
+    let pretty = serde_json::from_slice::<serde_json::Value>(&body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{pretty}").map_err(StatusError::Write)
+}

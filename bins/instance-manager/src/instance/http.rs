@@ -1,0 +1,249 @@
+//! The status server on port 8000: TLS 1.3 with the cluster's server certificate (re-read
+//! for every connection, so a renewed certificate is served without a restart). Probes and
+//! `/pg/status` are open, as the kubelet and the operator need them; `/pg/controldata`
+//! requires the operator's client certificate, pinned by the public-key fingerprint the
+//! operator published in the Cluster's status.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cnpg_instance_api::{ControlData, InstanceStatus, paths};
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+
+use crate::db::Db;
+use crate::layout::Layout;
+use crate::process::Reaper;
+
+/// What the instance is doing, for the probes and `/pg/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Stopped,
+    Starting,
+    Running,
+    Promoting,
+    Stopping,
+    Rewinding,
+}
+
+/// State shared between the control loop and the server.
+#[derive(Debug)]
+pub struct Shared {
+    pod_name: String,
+    layout: Layout,
+    reaper: Reaper,
+    phase: Mutex<Phase>,
+    operator_fingerprint: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(pod_name: String, layout: Layout, reaper: Reaper) -> Self {
+        Self {
+            pod_name,
+            layout,
+            reaper,
+            phase: Mutex::new(Phase::Stopped),
+            operator_fingerprint: Mutex::new(None),
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_operator_fingerprint(&self, fingerprint: Option<String>) {
+        *self.operator_fingerprint.lock().unwrap_or_else(PoisonError::into_inner) = fingerprint;
+    }
+
+    fn operator_fingerprint(&self) -> Option<String> {
+        self.operator_fingerprint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn acceptor(layout: &Layout) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+    let certificates = layout.certificates();
+    let mut builder = SslAcceptor::mozilla_modern_v5(SslMethod::tls_server())?;
+    builder.set_certificate_chain_file(certificates.join("server.crt"))?;
+    builder.set_private_key_file(certificates.join("server.key"), SslFiletype::PEM)?;
+    builder.check_private_key()?;
+    // Ask for a client certificate without requiring one or chaining it to a CA: the
+    // operator's certificate is self-signed and pinned by its key fingerprint per request.
+    builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    Ok(builder.build())
+}
+
+/// Accepts connections until the runtime ends.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let acceptor = match acceptor(&shared.layout) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no server certificate yet: connection dropped");
+                    return;
+                }
+            };
+            let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
+                return;
+            };
+            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                return;
+            };
+            if let Err(e) = std::pin::Pin::new(&mut stream).accept().await {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            let client = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| c.to_pem().ok())
+                .and_then(|pem| String::from_utf8(pem).ok())
+                .and_then(|pem| cnpg_pki::public_key_fingerprint(&pem).ok());
+            let service = hyper::service::service_fn(move |request| {
+                let shared = Arc::clone(&shared);
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, client.as_deref(), &request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+    }
+}
+
+async fn handle<B>(shared: &Shared, client: Option<&str>, request: &Request<B>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET is served\n");
+    }
+    match request.uri().path() {
+        paths::HEALTHZ => reply(StatusCode::OK, "text/plain", "OK\n"),
+        paths::READYZ | paths::STARTUPZ => {
+            if shared.phase() == Phase::Running && accepts_connections(shared).await {
+                reply(StatusCode::OK, "text/plain", "OK\n")
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "PostgreSQL is not ready\n",
+                )
+            }
+        }
+        paths::STATUS => json(&status(shared).await),
+        paths::CONTROLDATA => match authorize(shared, client) {
+            Err(response) => *response,
+            Ok(()) => controldata(shared).await,
+        },
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// The operator's pinned certificate, or the refusal: 401 without a certificate, 503 while no
+/// fingerprint is published, 403 for any other certificate.
+fn authorize(shared: &Shared, client: Option<&str>) -> Result<(), Box<Response<Full<Bytes>>>> {
+    let Some(client) = client else {
+        return Err(Box::new(reply(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "this endpoint requires the operator's client certificate\n",
+        )));
+    };
+    match shared.operator_fingerprint() {
+        None => Err(Box::new(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "the operator's certificate fingerprint is not known yet\n",
+        ))),
+        Some(pinned) if pinned.eq_ignore_ascii_case(client) => Ok(()),
+        Some(_) => Err(Box::new(reply(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "this client certificate is not the operator's\n",
+        ))),
+    }
+}
+
+async fn accepts_connections(shared: &Shared) -> bool {
+    let check = async {
+        let db = Db::connect(&shared.layout.sockets(), "postgres").await.ok()?;
+        db.in_recovery().await.ok()
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(3), check).await, Ok(Some(_)))
+}
+
+async fn status(shared: &Shared) -> InstanceStatus {
+    let mut status = InstanceStatus {
+        pod_name: shared.pod_name.clone(),
+        instance_manager_version: cnpg_telemetry::LONG_VERSION.to_owned(),
+        instance_arch: std::env::consts::ARCH.to_owned(),
+        is_pg_rewind_running: shared.phase() == Phase::Rewinding,
+        ..InstanceStatus::default()
+    };
+    let query = async {
+        let db = Db::connect(&shared.layout.sockets(), "postgres").await?;
+        db.status().await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), query).await {
+        Ok(Ok(sql)) => {
+            status.is_primary = !sql.in_recovery;
+            status.current_lsn = sql.current_lsn;
+            status.received_lsn = sql.received_lsn;
+            status.replay_lsn = sql.replay_lsn;
+            status.system_id = sql.system_id;
+            status.timeline_id = sql.timeline;
+            status.loaded_configuration_hash = sql.config_hash;
+            status.postgres_version = sql.version;
+            status.is_wal_receiver_active = sql.wal_receiver_active;
+            status.replay_paused = sql.replay_paused;
+            status.pending_restart = sql.pending_restart;
+            status.replication_info = sql.replication;
+            status.replication_slots_info = sql.slots;
+            status.is_pod_ready = shared.phase() == Phase::Running;
+        }
+        Ok(Err(e)) => status.error = Some(cnpg_telemetry::error_chain(&e)),
+        Err(_) => status.error = Some("PostgreSQL did not answer within 5 s".into()),
+    }
+    status
+}
+
+async fn controldata(shared: &Shared) -> Response<Full<Bytes>> {
+    let mut cmd = std::process::Command::new(shared.layout.program("pg_controldata"));
+    cmd.arg("-D").arg(&shared.layout.pg_data);
+    match shared.reaper.output(&mut cmd).await {
+        Ok(output) => json(&ControlData { data: output.stdout }),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            cnpg_telemetry::error_chain(&e),
+        ),
+    }
+}

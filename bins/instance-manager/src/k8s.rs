@@ -1,0 +1,284 @@
+//! What the instance manager reads from the Kubernetes API, with the pod's ServiceAccount
+//! token: its Cluster, and the Secrets that hold its certificates and passwords. Nothing
+//! secret is mounted into the pod: it arrives here, goes to 0600 files or straight into a
+//! password verifier, and is never logged.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cnpg_api::cluster::Cluster;
+use cnpg_pki::PrivateKeyPem;
+use cnpg_postgres::password::Password;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+/// Who this instance is and how it reaches the API server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// The Cluster this instance belongs to.
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// The Cluster's namespace.
+    #[arg(long, env = "NAMESPACE")]
+    pub namespace: String,
+    /// This instance's name (the pod's).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: String,
+    /// The API server's URL; in a pod it comes from KUBERNETES_SERVICE_HOST and _PORT.
+    #[arg(long, env = "CNPG_KUBERNETES_API_URL")]
+    pub api_url: Option<String>,
+    /// The projected ServiceAccount volume: `token` and `ca.crt`.
+    #[arg(long, default_value = "/var/run/secrets/kubernetes.io/serviceaccount")]
+    pub service_account_dir: PathBuf,
+}
+
+/// Talking to the API server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to find the API server: set KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT or --api-url")]
+    NoApiServer,
+    #[error("failed to read {}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("failed to parse the API server CA in {}", .path.display())]
+    Ca {
+        path: PathBuf,
+        source: openssl::error::ErrorStack,
+    },
+    #[error("failed to parse the API server URL {url:?}")]
+    Url {
+        url: String,
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("failed to build the Kubernetes client")]
+    Client(#[source] kube::Error),
+    #[error("failed to get {kind} {namespace}/{name}")]
+    Get {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    MissingKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("failed to update the status of Cluster {namespace}/{name}")]
+    Status {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+impl KubeArgs {
+    fn url(&self) -> Result<String, Error> {
+        if let Some(url) = &self.api_url {
+            return Ok(url.clone());
+        }
+        let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| Error::NoApiServer)?;
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").map_err(|_| Error::NoApiServer)?;
+        Ok(if host.contains(':') {
+            format!("https://[{host}]:{port}")
+        } else {
+            format!("https://{host}:{port}")
+        })
+    }
+
+    /// A client that trusts only the ServiceAccount CA and re-reads the (rotating) token file.
+    pub fn client(&self) -> Result<kube::Client, Error> {
+        let url = self.url()?;
+        let ca_path = self.service_account_dir.join("ca.crt");
+        let ca = std::fs::read(&ca_path).map_err(|source| Error::Read {
+            path: ca_path.clone(),
+            source,
+        })?;
+        let roots = openssl::x509::X509::stack_from_pem(&ca)
+            .and_then(|certs| certs.iter().map(|c| c.to_der()).collect::<Result<Vec<_>, _>>())
+            .map_err(|source| Error::Ca { path: ca_path, source })?;
+        let mut config = kube::Config::new(url.parse().map_err(|source| Error::Url { url, source })?);
+        config.root_cert = Some(roots);
+        config.auth_info.token_file = Some(self.service_account_dir.join("token").display().to_string());
+        config.default_namespace.clone_from(&self.namespace);
+        kube::Client::try_from(config).map_err(Error::Client)
+    }
+}
+
+/// The instance's view of the API: its Cluster and Secrets.
+#[derive(Clone)]
+pub struct ClusterApi {
+    pub args: KubeArgs,
+    pub clusters: Api<Cluster>,
+    secrets: Api<Secret>,
+}
+
+impl std::fmt::Debug for ClusterApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterApi")
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TLS certificate with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPair {
+    pub certificate: String,
+    pub key: PrivateKeyPem,
+}
+
+/// Everything secret an instance needs, read in one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Materials {
+    pub cluster: Cluster,
+    pub server_ca: String,
+    pub client_ca: String,
+    pub server: TlsPair,
+    pub replication: TlsPair,
+    /// The `postgres` password when superuser access is enabled.
+    pub superuser: Option<Password>,
+    /// The application owner and password.
+    pub app: Option<(String, Password)>,
+}
+
+fn key(secret: &Secret, namespace: &str, name: &str, key: &str) -> Result<String, Error> {
+    let from_data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    let from_string = || secret.string_data.as_ref().and_then(|d| d.get(key)).cloned();
+    from_data.or_else(from_string).ok_or_else(|| Error::MissingKey {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        key: key.to_owned(),
+    })
+}
+
+impl ClusterApi {
+    pub fn new(args: KubeArgs) -> Result<Self, Error> {
+        let client = args.client()?;
+        Ok(Self {
+            clusters: Api::namespaced(client.clone(), &args.namespace),
+            secrets: Api::namespaced(client, &args.namespace),
+            args,
+        })
+    }
+
+    pub async fn cluster(&self) -> Result<Cluster, Error> {
+        self.clusters
+            .get(&self.args.cluster_name)
+            .await
+            .map_err(|source| Error::Get {
+                kind: "Cluster",
+                namespace: self.args.namespace.clone(),
+                name: self.args.cluster_name.clone(),
+                source,
+            })
+    }
+
+    async fn secret(&self, name: &str) -> Result<Secret, Error> {
+        self.secrets.get(name).await.map_err(|source| Error::Get {
+            kind: "Secret",
+            namespace: self.args.namespace.clone(),
+            name: name.to_owned(),
+            source,
+        })
+    }
+
+    async fn secret_key(&self, name: &str, wanted: &str) -> Result<String, Error> {
+        let secret = self.secret(name).await?;
+        key(&secret, &self.args.namespace, name, wanted)
+    }
+
+    async fn pair(&self, name: &str) -> Result<TlsPair, Error> {
+        let secret = self.secret(name).await?;
+        let ns = &self.args.namespace;
+        Ok(TlsPair {
+            certificate: key(&secret, ns, name, "tls.crt")?,
+            key: PrivateKeyPem::from(key(&secret, ns, name, "tls.key")?),
+        })
+    }
+
+    /// The Cluster and every Secret it refers to.
+    pub async fn materials(&self) -> Result<Materials, Error> {
+        let cluster = self.cluster().await?;
+        let name = &self.args.cluster_name;
+        let certs = cluster.spec.certificates.clone().unwrap_or_default();
+        let default_ca = format!("{name}-ca");
+        let server_ca_secret = certs.server_ca_secret.clone().unwrap_or_else(|| default_ca.clone());
+        let client_ca_secret = certs.client_ca_secret.clone().unwrap_or(default_ca);
+        let server_ca = self.secret_key(&server_ca_secret, "ca.crt").await?;
+        let client_ca = self.secret_key(&client_ca_secret, "ca.crt").await?;
+        let server = self
+            .pair(
+                &certs
+                    .server_tls_secret
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}-server")),
+            )
+            .await?;
+        let replication = self
+            .pair(
+                &certs
+                    .replication_tls_secret
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}-replication")),
+            )
+            .await?;
+        let superuser = if cluster.spec.enable_superuser_access() {
+            let secret = cluster
+                .spec
+                .superuser_secret
+                .as_ref()
+                .map_or_else(|| format!("{name}-superuser"), |s| s.name.clone());
+            Some(Password::new(self.secret_key(&secret, "password").await?))
+        } else {
+            None
+        };
+        let initdb = cluster.spec.bootstrap.as_ref().and_then(|b| b.initdb.as_ref());
+        let app_secret = initdb
+            .and_then(|i| i.secret.as_ref())
+            .map_or_else(|| format!("{name}-app"), |s| s.name.clone());
+        let app = match self.secret(&app_secret).await {
+            Ok(secret) => {
+                let ns = &self.args.namespace;
+                Some((
+                    key(&secret, ns, &app_secret, "username")?,
+                    Password::new(key(&secret, ns, &app_secret, "password")?),
+                ))
+            }
+            // No application secret (a cluster bootstrapped without one) is not an error.
+            Err(Error::Get {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 404 => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Materials {
+            cluster,
+            server_ca,
+            client_ca,
+            server,
+            replication,
+            superuser,
+            app,
+        })
+    }
+
+    /// Merges `status` fields into the Cluster's status.
+    pub async fn patch_status(&self, status: BTreeMap<&str, serde_json::Value>) -> Result<(), Error> {
+        let patch = serde_json::json!({ "status": status });
+        self.clusters
+            .patch_status(&self.args.cluster_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Status {
+                namespace: self.args.namespace.clone(),
+                name: self.args.cluster_name.clone(),
+                source,
+            })
+    }
+}

@@ -1,0 +1,113 @@
+//! The contract of the instance manager's HTTP server on port 8000, shared by the operator
+//! (which polls every instance) and the instance manager (which serves it).
+//!
+//! Field names follow CloudNativePG's `/pg/status` JSON, so tools written for it read ours.
+//! The client speaks TLS 1.3 only and verifies the instance's certificate against the cluster
+//! CA *and* the service name it was issued for (`<cluster>-rw`): instances are reached by pod
+//! address, but the certificate still has to be the cluster's server certificate.
+
+pub mod client;
+
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+/// The port the instance manager serves status on.
+pub const STATUS_PORT: u16 = 8000;
+/// The port the instance manager serves Prometheus metrics on.
+pub const METRICS_PORT: u16 = 9187;
+
+/// Paths on port 8000.
+pub mod paths {
+    /// Liveness: the instance manager runs and PostgreSQL is running or being rewound.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness: PostgreSQL accepts connections.
+    pub const READYZ: &str = "/readyz";
+    /// Startup: PostgreSQL has started and accepts connections.
+    pub const STARTUPZ: &str = "/startupz";
+    /// The instance's status as JSON ([`super::InstanceStatus`]).
+    pub const STATUS: &str = "/pg/status";
+    /// `pg_controldata` output; requires the operator's client certificate.
+    pub const CONTROLDATA: &str = "/pg/controldata";
+}
+
+/// One instance's state, as `/pg/status` reports it.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// The pod (instance) name.
+    pub pod_name: String,
+    /// WAL position written (primary) or replayed (replica), `X/Y` notation.
+    pub current_lsn: Option<String>,
+    /// Last WAL position received from the primary (replicas).
+    pub received_lsn: Option<String>,
+    /// Last WAL position replayed (replicas).
+    pub replay_lsn: Option<String>,
+    /// The database system identifier; equal on every member of a cluster.
+    #[serde(rename = "systemID")]
+    pub system_id: Option<String>,
+    pub is_primary: bool,
+    #[serde(default)]
+    pub replay_paused: bool,
+    /// A setting changed that only a restart applies.
+    #[serde(default)]
+    pub pending_restart: bool,
+    #[serde(default)]
+    pub is_wal_receiver_active: bool,
+    #[serde(default)]
+    pub is_pg_rewind_running: bool,
+    /// `cnpg.config_sha256` as the running server loaded it.
+    pub loaded_configuration_hash: Option<String>,
+    #[serde(rename = "timeLineID")]
+    pub timeline_id: Option<u32>,
+    /// Streaming replicas connected to this instance (primary).
+    #[serde(default)]
+    pub replication_info: Vec<ReplicationInfo>,
+    /// Physical replication slots on this instance.
+    #[serde(default)]
+    pub replication_slots_info: Vec<SlotInfo>,
+    /// `server_version` of the running PostgreSQL.
+    pub postgres_version: Option<String>,
+    pub instance_manager_version: String,
+    pub instance_arch: String,
+    /// Whether PostgreSQL accepts connections.
+    #[serde(default)]
+    pub is_pod_ready: bool,
+    /// Why the status is incomplete, when it is.
+    pub error: Option<String>,
+}
+
+/// One row of `pg_stat_replication`.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationInfo {
+    pub application_name: String,
+    pub state: String,
+    /// `sent_lsn`.
+    pub received_lsn: Option<String>,
+    pub write_lsn: Option<String>,
+    pub flush_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    pub sync_state: String,
+    pub sync_priority: i32,
+}
+
+/// One row of `pg_replication_slots`.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotInfo {
+    pub slot_name: String,
+    pub slot_type: String,
+    pub active: bool,
+    pub restart_lsn: Option<String>,
+    pub wal_status: Option<String>,
+}
+
+/// `/pg/controldata`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlData {
+    /// `pg_controldata`'s output.
+    pub data: String,
+}
