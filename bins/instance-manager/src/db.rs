@@ -294,4 +294,24 @@ impl Db {
     pub async fn reload(&self) -> Result<(), Error> {
         self.execute("SELECT pg_reload_conf()").await
     }
+
+    /// The exporter's role: logs in by peer authentication only (no password), reads
+    /// statistics through pg_monitor, owns nothing.
+    pub async fn ensure_metrics_exporter(&self, role: &str) -> Result<(), Error> {
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(query("look up the exporter's role"))?
+            .is_some();
+        if !exists {
+            let role = escape_identifier(role);
+            self.execute(&format!(
+                "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL"
+            ))
+            .await?;
+            self.execute(&format!("GRANT pg_monitor TO {role}")).await?;
+        }
+        Ok(())
+    }
 }

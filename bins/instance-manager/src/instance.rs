@@ -4,6 +4,7 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod join;
+pub mod metrics;
 pub mod postmaster;
 pub mod run;
 

@@ -9,9 +9,12 @@ use std::path::PathBuf;
 use cnpg_api::cluster::Cluster;
 use cnpg_pki::PrivateKeyPem;
 use cnpg_postgres::password::Password;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+
+/// The ConfigMap the operator copies into every cluster namespace.
+pub const DEFAULT_QUERIES: &str = "cnpg-default-monitoring";
 
 /// Who this instance is and how it reaches the API server.
 #[derive(Debug, Clone, clap::Args)]
@@ -112,6 +115,7 @@ pub struct ClusterApi {
     pub args: KubeArgs,
     pub clusters: Api<Cluster>,
     secrets: Api<Secret>,
+    config_maps: Api<ConfigMap>,
 }
 
 impl std::fmt::Debug for ClusterApi {
@@ -162,7 +166,8 @@ impl ClusterApi {
         let client = args.client()?;
         Ok(Self {
             clusters: Api::namespaced(client.clone(), &args.namespace),
-            secrets: Api::namespaced(client, &args.namespace),
+            secrets: Api::namespaced(client.clone(), &args.namespace),
+            config_maps: Api::namespaced(client, &args.namespace),
             args,
         })
     }
@@ -266,6 +271,41 @@ impl ClusterApi {
             superuser,
             app,
         })
+    }
+
+    /// The monitoring query documents of `cluster`, named by where they came from: the
+    /// default ConfigMap (unless disabled), then the custom ConfigMaps and Secrets. One that
+    /// cannot be read is left out and logged; the others still count.
+    pub async fn monitoring_queries(&self, cluster: &Cluster) -> Vec<(String, String)> {
+        let monitoring = cluster.spec.monitoring.clone().unwrap_or_default();
+        let mut maps: Vec<(String, String)> = Vec::new();
+        if !monitoring.disable_default_queries.unwrap_or(false) {
+            maps.push((DEFAULT_QUERIES.to_owned(), "queries".to_owned()));
+        }
+        maps.extend(
+            monitoring
+                .custom_queries_config_map
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (r.name, r.key)),
+        );
+        let mut out = Vec::new();
+        for (name, key) in maps {
+            match self.config_maps.get(&name).await {
+                Ok(map) => match map.data.and_then(|d| d.get(&key).cloned()) {
+                    Some(text) => out.push((format!("ConfigMap {name}/{key}"), text)),
+                    None => tracing::warn!(config_map = name, key, "monitoring queries: no such key"),
+                },
+                Err(e) => tracing::warn!(config_map = name, error = %e, "monitoring queries unavailable"),
+            }
+        }
+        for selector in monitoring.custom_queries_secret.unwrap_or_default() {
+            match self.secret_key(&selector.name, &selector.key).await {
+                Ok(text) => out.push((format!("Secret {}/{}", selector.name, selector.key), text)),
+                Err(e) => tracing::warn!(secret = selector.name, error = %e, "monitoring queries unavailable"),
+            }
+        }
+        out
     }
 
     /// Merges `status` fields into the Cluster's status.

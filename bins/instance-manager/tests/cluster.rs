@@ -30,7 +30,7 @@ use cnpg_testkit::postgres::{as_user, bin_dir, give, server_ids};
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::wait_until;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -158,6 +158,13 @@ impl Harness {
             }))
             .unwrap();
             clusters.create(&PostParams::default(), &cluster).await.unwrap();
+            // The operator copies the default queries into the cluster's namespace.
+            let path = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+                .join("../../deploy/monitoring/default-monitoring.yaml");
+            let mut defaults: ConfigMap = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            defaults.metadata.namespace = Some(NAMESPACE.into());
+            let config_maps: Api<ConfigMap> = Api::namespaced(clusters.into_client(), NAMESPACE);
+            config_maps.create(&PostParams::default(), &defaults).await.unwrap();
         });
         Self {
             rt,
@@ -340,6 +347,17 @@ struct Node {
 }
 
 impl Node {
+    /// GET /metrics on the exporter: the exposition text.
+    fn metrics(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("http://{}:9187/metrics", self.address))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn status_address(&self) -> SocketAddr {
         SocketAddr::from((self.address, 8000))
     }
@@ -419,6 +437,8 @@ impl Node {
             self.address.to_string(),
             "--status-address".to_owned(),
             self.status_address().to_string(),
+            "--metrics-address".to_owned(),
+            SocketAddr::from((self.address, 9187)).to_string(),
             "--primary-host".to_owned(),
             primary.address().ip().to_string(),
             "--resync-seconds".to_owned(),
@@ -590,6 +610,26 @@ fn three_instances_replicate_by_certificate_fail_over_and_rewind() {
             "{what}: {err}"
         );
     }
+
+    // The exporter tells primary from standby with the default queries.
+    let metrics = nodes[0].metrics();
+    assert!(metrics.contains("cnpg_collector_up 1\n"), "{metrics}");
+    assert!(metrics.contains("cnpg_pg_replication_in_recovery 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("cnpg_pg_replication_streaming_replicas 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        wait_until(DEADLINE, || nodes[2]
+            .metrics()
+            .contains("cnpg_pg_replication_is_wal_receiver_up 1\n")),
+        "{}",
+        nodes[2].metrics()
+    );
+    assert!(
+        !nodes[2].metrics().contains("cnpg_pg_stat_replication_"),
+        "primary-only queries skip standbys"
+    );
 
     // Writes on the primary reach both replicas.
     h.app_sql(&nodes[0], "CREATE TABLE t (id int PRIMARY KEY, during text)")
@@ -773,6 +813,41 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
         assert_eq!(after, before, "nothing was written for {bad:?}");
     }
     assert_eq!(h.app_sql(&node, "SHOW work_mem").as_deref(), Ok("8MB"));
+
+    // Metrics: the defaults, plus custom queries (one in the app database, which the
+    // postgres database does not have a table `t` in); a broken query and one the exporter's
+    // role may not run (it reads statistics, not pg_authid) are counted, and the rest of the
+    // scrape is served.
+    let custom: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "custom-queries"},
+        "data": {"queries": "app_tables:\n  query: SELECT count(*) AS n FROM pg_catalog.pg_class WHERE relname = 't'\n  target_databases: [app]\n  metrics:\n    - n: {usage: GAUGE, description: Tables named t}\nbroken:\n  query: SELECT * FROM no_such_table\n  metrics:\n    - x: {usage: GAUGE}\nforbidden:\n  query: SELECT count(*) AS n FROM pg_catalog.pg_authid\n  metrics:\n    - n: {usage: GAUGE}\n"},
+    }))
+    .unwrap();
+    h.app_sql(&node, "CREATE TABLE t AS SELECT generate_series(1, 42) AS id")
+        .unwrap();
+    {
+        let _runtime = h.rt.enter();
+        let config_maps: Api<ConfigMap> = Api::namespaced(h.api.client().unwrap(), NAMESPACE);
+        h.rt.block_on(config_maps.create(&PostParams::default(), &custom))
+            .unwrap();
+    }
+    h.patch_spec(json!({"monitoring": {"customQueriesConfigMap": [{"name": "custom-queries", "key": "queries"}]}}));
+    assert!(
+        wait_until(DEADLINE, || node.metrics().contains("cnpg_app_tables_n 1\n")),
+        "{}",
+        node.metrics()
+    );
+    let metrics = node.metrics();
+    for expected in [
+        "cnpg_collector_up 1\n",
+        "cnpg_errors_total{query=\"broken\"} ",
+        "cnpg_last_error{query=\"forbidden\"} 1\n",
+        "cnpg_last_error{query=\"backends\"} 0\n",
+        "cnpg_pg_database_size_bytes{datname=\"app\"} ",
+        "# TYPE cnpg_pg_stat_database_xact_commit counter\n",
+    ] {
+        assert!(metrics.contains(expected), "{expected:?} missing from\n{metrics}");
+    }
 
     // The operator-only endpoint: no certificate 401, nothing pinned 503, the pinned one 200,
     // any other 403.

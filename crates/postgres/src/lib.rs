@@ -9,5 +9,6 @@
 
 pub mod conf;
 pub mod hba;
+pub mod monitoring;
 pub mod password;
 pub mod paths;

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 use super::config::{self, Replication};
 use super::http::{self, Phase, Shared};
+use super::metrics::{self, Exporter};
 use super::postmaster::{Postmaster, StartOptions};
 use crate::db::{self, Db};
 use crate::k8s::{ClusterApi, KubeArgs, Materials};
@@ -44,6 +45,9 @@ pub struct RunArgs {
     /// Where the status server listens (TLS, the cluster's server certificate).
     #[arg(long, default_value = "0.0.0.0:8000")]
     pub status_address: SocketAddr,
+    /// Where the Prometheus exporter listens.
+    #[arg(long, default_value = "0.0.0.0:9187")]
+    pub metrics_address: SocketAddr,
     /// How replicas reach the primary (default `<cluster>-rw`, the Service that follows it).
     #[arg(long, env = "CNPG_PRIMARY_HOST")]
     pub primary_host: Option<String>,
@@ -100,6 +104,7 @@ struct Instance {
     api: ClusterApi,
     reaper: Reaper,
     shared: Arc<Shared>,
+    exporter: Arc<Exporter>,
     major: u32,
     os_user: String,
     postmaster: Option<Postmaster>,
@@ -133,6 +138,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             source,
         })?;
     tokio::spawn(http::serve(listener, Arc::clone(&shared)));
+    let exporter = Arc::new(Exporter::new(layout.clone()));
+    let metrics = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .map_err(|source| Error::Listen {
+            address: args.metrics_address,
+            source,
+        })?;
+    tokio::spawn(metrics::serve(metrics, Arc::clone(&exporter)));
     let changed = Arc::new(Notify::new());
     tokio::spawn(watch_cluster(api.clone(), Arc::clone(&changed)));
     let mut instance = Instance {
@@ -141,6 +154,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         api,
         reaper,
         shared,
+        exporter,
         major,
         postmaster: None,
     };
@@ -237,6 +251,7 @@ impl Instance {
         self.shared
             .set_operator_fingerprint(status.operator_certificate_fingerprint.clone());
         let certificates_changed = config::write_certificates(self.layout(), &materials)?;
+        self.load_queries(&materials.cluster).await;
         let me = self.args.kube.pod_name.clone();
         let target = status.target_primary.clone().or_else(|| status.current_primary.clone());
         let primary = match &target {
@@ -295,6 +310,19 @@ impl Instance {
             }
         }
         Ok(materials.cluster)
+    }
+
+    async fn load_queries(&self, cluster: &Cluster) {
+        let mut queries = BTreeMap::new();
+        for (source, text) in self.api.monitoring_queries(cluster).await {
+            match cnpg_postgres::monitoring::parse(&text) {
+                Ok(parsed) => queries.extend(parsed),
+                Err(e) => {
+                    tracing::warn!(source, error = %cnpg_telemetry::error_chain(&e), "monitoring queries ignored")
+                }
+            }
+        }
+        self.exporter.set_queries(queries);
     }
 
     async fn promote(&mut self, db: &Db, materials: &Materials, role: &Role) -> Result<(), PassError> {
@@ -369,6 +397,7 @@ impl Instance {
 
     async fn primary_duties(&self, db: &mut Db, materials: &Materials) -> Result<(), PassError> {
         db.ensure_streaming_replica().await?;
+        db.ensure_metrics_exporter(metrics::ROLE).await?;
         let superuser = materials.superuser.as_ref();
         match (db.stored_password("postgres").await?, superuser) {
             (Some(stored), Some(wanted)) => {
