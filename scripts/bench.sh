@@ -15,6 +15,10 @@ if [ ${#wanted[@]} -eq 0 ]; then
 fi
 for group in "${wanted[@]}"; do
     printf '%s\n' "${available[@]}" | grep -qx "$group" || die "unknown benchmark group '$group' (have: ${available[*]:-none})"
+    if [ "$group" = instance ]; then
+        # Measured as shipped: the static release binary.
+        step "release binaries" scripts/build-release.sh
+    fi
     step "criterion: $group" cargo bench --locked -p cnpg-benches --bench "$group"
     if [ -x "scripts/lib/bench-$group.sh" ]; then
         step "whole commands: $group" "scripts/lib/bench-$group.sh"

@@ -6,6 +6,7 @@
 pub mod apiserver;
 pub mod debrepo;
 pub mod gpg;
+pub mod instances;
 pub mod postgres;
 pub mod proxy;
 pub mod registry;
@@ -48,4 +49,17 @@ pub fn wait_until(deadline: std::time::Duration, mut check: impl FnMut() -> bool
         )]
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The repository's root, found at run time from this crate's manifest directory (clones may
+/// share a target directory, so compile-time paths can point into another clone).
+pub fn repository_root() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|a| a.join("Cargo.lock").is_file() && a.join("deploy").is_dir())
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
 }
