@@ -49,13 +49,14 @@ impl Layout {
         self.controller_dir.join("tmp")
     }
 
-    /// The paths configuration files refer to.
+    /// The paths configuration files refer to (listening on every address).
     pub fn paths(&self) -> Paths {
         Paths {
             manager: self.controller_dir.join("manager"),
             certificates: self.certificates(),
             sockets: self.sockets(),
             logs: self.logs(),
+            listen_addresses: "*".into(),
         }
     }
 

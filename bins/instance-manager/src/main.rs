@@ -4,6 +4,10 @@
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
+    // First, before any OpenSSL call can initialise it implicitly: without the at-exit cleanup,
+    // which in the static build frees state that exiting threads still release (a double free
+    // when the process ends).
+    openssl::init();
     let cli = cnpg_instance_manager::Cli::parse();
     if let Some(code) = cnpg_instance_manager::wal_helper_exit(&cli.command) {
         return code;

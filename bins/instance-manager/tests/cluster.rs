@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::Command;
 
 use cnpg_pki::{Authority, Usage};
-use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, now, peer_sql, streaming};
+use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, now, peer_sql, streaming};
 use cnpg_testkit::postgres::bin_dir;
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::wait_until;
@@ -48,13 +48,20 @@ fn cluster_spec() -> Value {
 #[test]
 fn three_instances_replicate_by_certificate_fail_over_and_rewind() {
     let h = Harness::new(cluster_spec(), manager());
-    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1", "pg-2", "pg-3"]}));
-    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 10], 5432))).unwrap();
-    let mut nodes = [
+    let nodes = [
         h.node("pg-1", Ipv4Addr::new(127, 0, 0, 2)),
         h.node("pg-2", Ipv4Addr::new(127, 0, 0, 3)),
         h.node("pg-3", Ipv4Addr::new(127, 0, 0, 4)),
     ];
+    replicate_fail_over_and_rewind(&h, nodes, Ipv4Addr::new(127, 0, 0, 10), &|_| {});
+}
+
+/// Init, join two replicas, replicate, partition, fail over, rewind and rejoin, stop: every
+/// step asserted through /pg/status, SQL and the logs. `check` runs on each node once all
+/// three stream.
+fn replicate_fail_over_and_rewind(h: &Harness, mut nodes: [Node; 3], rw_address: Ipv4Addr, check: &dyn Fn(&Node)) {
+    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1", "pg-2", "pg-3"]}));
+    let rw = Proxy::start(SocketAddr::from((rw_address, 5432))).unwrap();
 
     // The primary: init, run, and the operator's side of things (the -rw Service).
     nodes[0].init();
@@ -138,6 +145,10 @@ fn three_instances_replicate_by_certificate_fail_over_and_rewind() {
                 .any(|reason| err.contains(reason)),
             "{what}: {err}"
         );
+    }
+
+    for node in &nodes {
+        check(node);
     }
 
     // The exporter tells primary from standby with the default queries.
@@ -343,6 +354,31 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
         assert_eq!(after, before, "nothing was written for {bad:?}");
     }
     assert_eq!(h.app_sql(&node, "SHOW work_mem").as_deref(), Ok("8MB"));
+
+    // A valid change is written and reloaded without a restart; /pg/status reports the hash
+    // of what the server loaded.
+    let loaded = h.status(&node).unwrap().loaded_configuration_hash;
+    h.patch_spec(json!({"postgresql": {
+        "parameters": {"work_mem": "16MB"},
+        "pg_hba": ["hostssl app app 127.0.0.0/8 scram-sha-256"],
+    }}));
+    assert!(wait_until(DEADLINE, || h.app_sql(&node, "SHOW work_mem").as_deref() == Ok("16MB")));
+    let reloaded = h.wait_status(&node, "the new hash is loaded", |s| {
+        s.loaded_configuration_hash != loaded
+    });
+    assert!(
+        !reloaded.pending_restart,
+        "{:?}",
+        peer_sql(
+            &node,
+            "SELECT string_agg(name || '=' || setting, ',') FROM pg_settings WHERE pending_restart"
+        )
+    );
+    assert_eq!(
+        peer_sql(&node, "SELECT pg_postmaster_start_time() < pg_conf_load_time()").as_deref(),
+        Ok("t"),
+        "reloaded, not restarted"
+    );
 
     // Metrics: the defaults, plus custom queries (one in the app database, which the
     // postgres database does not have a table `t` in); a broken query and one the exporter's

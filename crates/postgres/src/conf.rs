@@ -176,7 +176,7 @@ pub fn render(
         ("archive_mode", "on".to_owned()),
         ("cluster_name", cluster_name.to_owned()),
         ("hot_standby", "true".to_owned()),
-        ("listen_addresses", "*".to_owned()),
+        ("listen_addresses", paths.listen_addresses.clone()),
         ("port", PORT.to_string()),
         ("restart_after_crash", "false".to_owned()),
         ("shared_preload_libraries", libraries.join(",")),

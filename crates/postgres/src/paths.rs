@@ -1,5 +1,6 @@
-//! Where things live in an instance container (CloudNativePG's layout). Tests that run
-//! PostgreSQL on the host point these at a temporary directory.
+//! Where things live in an instance container (CloudNativePG's layout) and the address it
+//! listens on. Tests that run PostgreSQL on the host point these at a temporary directory
+//! and a loopback address.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ pub struct Paths {
     pub sockets: PathBuf,
     /// Where PostgreSQL writes its logs.
     pub logs: PathBuf,
+    /// `listen_addresses`: `*` in a pod; one address where instances share a host (tests).
+    pub listen_addresses: String,
 }
 
 impl Default for Paths {
@@ -23,6 +26,7 @@ impl Default for Paths {
             certificates: "/controller/certificates".into(),
             sockets: "/controller/run".into(),
             logs: "/controller/log".into(),
+            listen_addresses: "*".into(),
         }
     }
 }

@@ -115,6 +115,7 @@ fn postgres_runs_our_configuration_and_enforces_it() {
         certificates: certificates.clone(),
         sockets: pg.sockets(),
         logs: pg.logs(),
+        listen_addresses: "127.0.0.1".into(),
     };
     let rendered = conf::render(&spec, "pg", MAJOR, &paths, &Role::Primary).unwrap();
     let data = pg.data();

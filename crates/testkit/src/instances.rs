@@ -234,16 +234,46 @@ impl Harness {
             .and_then(|c| c["status"]["currentPrimary"].as_str().map(str::to_owned))
     }
 
-    /// A directory the managers (running as `postgres`) own.
-    pub fn owned_dir(&self, name: &str) -> PathBuf {
-        let dir = self.work.path().join(name);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
-        give(&dir, self.ids).unwrap();
-        dir
+    /// An instance run on this machine.
+    pub fn node(&self, name: &str, address: Ipv4Addr) -> Node {
+        self.node_with(name, address, Runner::Host, self.ids)
     }
 
-    pub fn node(&self, name: &str, address: Ipv4Addr) -> Node {
-        let root = self.owned_dir(name);
+    /// An instance run in Docker from `image` (PostgreSQL) after `bootstrap_image` (the
+    /// instance manager's image, as the bootstrap-controller init container) copied the manager
+    /// into its controller directory.
+    pub fn docker_node(&self, name: &str, address: Ipv4Addr, image: &str, bootstrap_image: &str) -> Node {
+        let container = format!("cnpg-rs-test-{}-{name}", std::process::id());
+        let node = self.node_with(
+            name,
+            address,
+            Runner::Docker {
+                image: image.to_owned(),
+                container,
+            },
+            Some(IMAGE_IDS),
+        );
+        let mut bootstrap = Command::new("docker");
+        bootstrap.args(["run", "--rm"]).args(docker_security()).args([
+            "-v",
+            &format!("{}:/controller", node.root.join("controller").display()),
+            bootstrap_image,
+            "bootstrap",
+            "/controller/manager",
+        ]);
+        let out = bootstrap.output().unwrap();
+        assert!(
+            out.status.success(),
+            "bootstrap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        node
+    }
+
+    fn node_with(&self, name: &str, address: Ipv4Addr, runner: Runner, ids: Option<(u32, u32)>) -> Node {
+        let root = self.work.path().join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&root).unwrap();
+        give(&root, ids).unwrap();
         self.roots.borrow_mut().push(root.clone());
         let sa = root.join("serviceaccount");
         std::fs::create_dir(&sa).unwrap();
@@ -254,27 +284,30 @@ impl Harness {
             std::fs::create_dir(&data).unwrap();
             data
         }] {
-            give(&path, self.ids).unwrap();
+            give(&path, ids).unwrap();
         }
         // The bootstrap-controller init container's job: PostgreSQL calls the installed copy
         // (archive_command, restore_command).
         let controller = root.join("controller");
         std::fs::create_dir(&controller).unwrap();
-        give(&controller, self.ids).unwrap();
-        let status = as_user(&self.binary, self.ids)
-            .arg("bootstrap")
-            .arg(controller.join("manager"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        give(&controller, ids).unwrap();
+        if runner == Runner::Host {
+            let status = as_user(&self.binary, ids)
+                .arg("bootstrap")
+                .arg(controller.join("manager"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
         Node {
             name: name.to_owned(),
             address,
             root,
             binary: controller.join("manager"),
             api_url: self.api.url(),
-            ids: self.ids,
+            ids,
             run: None,
+            runner,
         }
     }
 
@@ -343,7 +376,23 @@ pub struct Node {
     pub api_url: String,
     pub ids: Option<(u32, u32)>,
     pub run: Option<Child>,
+    pub runner: Runner,
 }
+
+/// Where an instance's commands run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runner {
+    /// On this machine, as the `postgres` user (under root), with Debian's PostgreSQL.
+    Host,
+    /// In Docker from `image` (one of our PostgreSQL images): read-only root, uid/gid 26, all
+    /// capabilities dropped, no privilege gain, the host's network (the stand-in and every
+    /// server stay on loopback); the data, controller and ServiceAccount directories are bind
+    /// mounts at the paths a pod has.
+    Docker { image: String, container: String },
+}
+
+/// The uid and gid our PostgreSQL images run as.
+pub const IMAGE_IDS: (u32, u32) = (26, 26);
 
 impl Node {
     /// GET /metrics on the exporter: the exposition text.
@@ -378,15 +427,38 @@ impl Node {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = as_user(&self.binary, self.ids);
-        cmd.args(["--log-format", "text", "--log-level", "debug"]).args(args);
-        cmd.arg("--pg-data")
-            .arg(self.pgdata())
-            .arg("--controller-dir")
-            .arg(self.root.join("controller"))
-            .arg("--pg-bin-dir")
-            .arg(bin_dir(MAJOR).unwrap());
-        cmd.env_remove("KUBERNETES_SERVICE_HOST").env_remove("PGDATA");
+        let mut cmd = match &self.runner {
+            Runner::Host => {
+                let mut cmd = as_user(&self.binary, self.ids);
+                cmd.args(["--log-format", "text", "--log-level", "debug"]).args(args);
+                cmd.arg("--pg-data")
+                    .arg(self.pgdata())
+                    .arg("--controller-dir")
+                    .arg(self.root.join("controller"))
+                    .arg("--pg-bin-dir")
+                    .arg(bin_dir(MAJOR).unwrap());
+                cmd.env_remove("KUBERNETES_SERVICE_HOST").env_remove("PGDATA");
+                cmd
+            }
+            Runner::Docker { image, container } => {
+                let mut cmd = Command::new("docker");
+                let mount =
+                    |host: &str, inside: &str, mode: &str| format!("{}:{inside}{mode}", self.root.join(host).display());
+                cmd.args(["run", "--rm", "--name", container])
+                    .args(docker_security())
+                    .args(["--network", "host", "--entrypoint", "/controller/manager"])
+                    .args(["-v", &mount("data", "/var/lib/postgresql/data", "")])
+                    .args(["-v", &mount("controller", "/controller", "")])
+                    .args([
+                        "-v",
+                        &mount("serviceaccount", "/var/run/secrets/kubernetes.io/serviceaccount", ":ro"),
+                    ])
+                    .arg(image)
+                    .args(["--log-format", "text", "--log-level", "debug"])
+                    .args(args);
+                cmd
+            }
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -410,7 +482,10 @@ impl Node {
         ]
         .iter()
         .map(|s| (*s).to_owned())
-        .chain([self.root.join("serviceaccount").display().to_string()])
+        .chain([match self.runner {
+            Runner::Host => self.root.join("serviceaccount").display().to_string(),
+            Runner::Docker { .. } => "/var/run/secrets/kubernetes.io/serviceaccount".to_owned(),
+        }])
         .collect()
     }
 
@@ -483,6 +558,10 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.stop();
+        if let Runner::Docker { container, .. } = &self.runner {
+            let _ = Command::new("docker").args(["rm", "-f", container]).output();
+            return;
+        }
         // A postmaster left behind by a failed test must not hold the address for the next.
         if let Ok(pid) = std::fs::read_to_string(self.pgdata().join("postmaster.pid"))
             && let Some(pid) = pid.lines().next()
@@ -490,6 +569,20 @@ impl Drop for Node {
             let _ = Command::new("kill").args(["-QUIT", pid]).status();
         }
     }
+}
+
+/// The container settings every instance container gets (the pod's security context).
+/// Docker's default seccomp profile applies (RuntimeDefault).
+fn docker_security() -> [&'static str; 7] {
+    [
+        "--read-only",
+        "--user",
+        "26:26",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+    ]
 }
 
 pub fn streaming(status: &InstanceStatus, names: &[&str]) -> bool {

@@ -10,6 +10,7 @@ use std::path::Path;
 use cnpg_api::validation::FieldError;
 use cnpg_postgres::conf::{self, Role, Upstream};
 use cnpg_postgres::hba;
+use cnpg_postgres::paths::Paths;
 
 use crate::k8s::Materials;
 use crate::layout::{Layout, WriteError, write_if_changed};
@@ -107,10 +108,10 @@ struct Files {
     hash: String,
 }
 
-fn render(layout: &Layout, materials: &Materials, major: u32, role: &Role, os_user: &str) -> Result<Files, Error> {
+fn render(paths: &Paths, materials: &Materials, major: u32, role: &Role, os_user: &str) -> Result<Files, Error> {
     let spec = &materials.cluster.spec;
     let name = materials.cluster.metadata.name.clone().unwrap_or_default();
-    let rendered = conf::render(spec, &name, major, &layout.paths(), role);
+    let rendered = conf::render(spec, &name, major, paths, role);
     let hba = hba::pg_hba(spec, major, &BTreeMap::new());
     let ident = hba::pg_ident(spec, os_user);
     let mut errors = Vec::new();
@@ -132,9 +133,17 @@ fn render(layout: &Layout, materials: &Materials, major: u32, role: &Role, os_us
     })
 }
 
-/// Renders and writes PostgreSQL's configuration for `role`.
-pub fn write(layout: &Layout, materials: &Materials, major: u32, role: &Role, os_user: &str) -> Result<Written, Error> {
-    let files = render(layout, materials, major, role, os_user)?;
+/// Renders and writes PostgreSQL's configuration for `role`; `paths` are what the files refer
+/// to (the layout's, with the address to listen on).
+pub fn write(
+    layout: &Layout,
+    paths: &Paths,
+    materials: &Materials,
+    major: u32,
+    role: &Role,
+    os_user: &str,
+) -> Result<Written, Error> {
+    let files = render(paths, materials, major, role, os_user)?;
     let data = &layout.pg_data;
     let main = data.join("postgresql.conf");
     let current = std::fs::read_to_string(&main).map_err(|source| Error::Read {

@@ -110,12 +110,22 @@ struct Instance {
     postmaster: Option<Postmaster>,
 }
 
+/// This process's user name, from /etc/passwd. Read directly, not through getpwuid: in a static
+/// binary that goes through NSS, which loads the *image's* glibc modules into ours (a crash
+/// when their versions differ).
 fn os_user() -> Result<String, Error> {
-    let uid = nix::unistd::Uid::current();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => Ok(user.name),
-        _ => Err(Error::User(uid.as_raw())),
-    }
+    // /proc/self belongs to the process's effective user.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").map_err(|_| Error::User(u32::MAX))?);
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|_| Error::User(uid))?;
+    passwd
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id: u32 = fields.nth(1)?.parse().ok()?;
+            (id == uid).then(|| name.to_owned())
+        })
+        .ok_or(Error::User(uid))
 }
 
 /// Runs `instance run` until SIGTERM (Ok) or a failure the container must restart for.
@@ -237,11 +247,18 @@ impl Instance {
         }
     }
 
-    fn start_options(&self) -> StartOptions {
-        StartOptions {
-            listen_addresses: self.args.listen_addresses.clone(),
-            settings: Vec::new(),
+    /// What the configuration refers to; the listen address goes into the file (not on the
+    /// command line), so a reload compares like with like and reports no false pending restart.
+    fn paths(&self) -> cnpg_postgres::paths::Paths {
+        let mut paths = self.layout().paths();
+        if let Some(listen) = &self.args.listen_addresses {
+            paths.listen_addresses.clone_from(listen);
         }
+        paths
+    }
+
+    fn start_options(&self) -> StartOptions {
+        StartOptions::default()
     }
 
     /// One pass of the loop; returns the Cluster it acted on.
@@ -274,7 +291,14 @@ impl Instance {
                 }
                 self.rewind().await?;
             }
-            config::write(self.layout(), &materials, self.major, &role, &self.os_user)?;
+            config::write(
+                self.layout(),
+                &self.paths(),
+                &materials,
+                self.major,
+                &role,
+                &self.os_user,
+            )?;
             self.shared.set_phase(Phase::Starting);
             let started = Postmaster::start(
                 &self.reaper,
@@ -298,7 +322,14 @@ impl Instance {
             self.demote(&materials).await;
             return Ok(materials.cluster);
         }
-        let written = config::write(self.layout(), &materials, self.major, &role, &self.os_user)?;
+        let written = config::write(
+            self.layout(),
+            &self.paths(),
+            &materials,
+            self.major,
+            &role,
+            &self.os_user,
+        )?;
         if written.changed || certificates_changed {
             db.reload().await?;
             tracing::info!(hash = written.hash, "configuration reloaded");
@@ -343,7 +374,7 @@ impl Instance {
         // pg_rewind against this server finds "the same timeline" and rewinds nothing.
         db.execute("CHECKPOINT").await?;
         // standby.signal is gone now (removing it earlier makes the end of recovery fail).
-        config::write(self.layout(), materials, self.major, role, &self.os_user)?;
+        config::write(self.layout(), &self.paths(), materials, self.major, role, &self.os_user)?;
         db.reload().await?;
         self.record_primary().await?;
         tracing::info!("promoted");
@@ -377,7 +408,7 @@ impl Instance {
 
     async fn rewind(&mut self) -> Result<(), PassError> {
         let layout = self.layout().clone();
-        let conninfo = conf::primary_conninfo(&self.replication().upstream(), &layout.paths());
+        let conninfo = conf::primary_conninfo(&self.replication().upstream(), &self.paths());
         self.shared.set_phase(Phase::Rewinding);
         let mut cmd = std::process::Command::new(layout.program("pg_rewind"));
         cmd.arg("--target-pgdata")
