@@ -52,6 +52,27 @@ fn query(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Query { what, source }
 }
 
+/// A session over the socket in `sockets` with `search_path` pinned to the catalog first;
+/// `options` adds `-c name=value` settings.
+pub fn socket_config(
+    sockets: &Path,
+    user: &str,
+    dbname: &str,
+    application: &str,
+    options: &str,
+) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(sockets)
+        .port(cnpg_postgres::paths::PORT)
+        .user(user)
+        .dbname(dbname)
+        .application_name(application)
+        .options(format!("-c search_path=pg_catalog,public,pg_temp {options}").trim_end())
+        .connect_timeout(Duration::from_secs(5));
+    config
+}
+
 /// The HA slots' prefix: slots we create and may drop.
 pub const SLOT_PREFIX: &str = "_cnpg_";
 
@@ -63,15 +84,7 @@ impl Db {
 
     /// Connects to `dbname` over the socket in `sockets` (port 5432's socket file).
     pub async fn connect_to(sockets: &Path, user: &str, dbname: &str) -> Result<Self, Error> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host_path(sockets)
-            .port(cnpg_postgres::paths::PORT)
-            .user(user)
-            .dbname(dbname)
-            .application_name("cnpg-instance-manager")
-            .options("-c search_path=pg_catalog,public,pg_temp")
-            .connect_timeout(Duration::from_secs(5));
+        let config = socket_config(sockets, user, dbname, "cnpg-instance-manager", "");
         let (client, connection) = config.connect(NoTls).await.map_err(|source| Error::Connect {
             socket: sockets.display().to_string(),
             source,
@@ -229,13 +242,7 @@ impl Db {
 
     /// `streaming_replica`: replication by certificate, plus the functions pg_rewind needs.
     pub async fn ensure_streaming_replica(&self) -> Result<(), Error> {
-        let exists = self
-            .client
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = 'streaming_replica'", &[])
-            .await
-            .map_err(query("look up streaming_replica"))?
-            .is_some();
-        if !exists {
+        if !self.role_exists("streaming_replica").await? {
             self.execute("CREATE ROLE streaming_replica LOGIN REPLICATION").await?;
         }
         self.execute(
@@ -298,13 +305,7 @@ impl Db {
     /// The exporter's role: logs in by peer authentication only (no password), reads
     /// statistics through pg_monitor, owns nothing.
     pub async fn ensure_metrics_exporter(&self, role: &str) -> Result<(), Error> {
-        let exists = self
-            .client
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
-            .await
-            .map_err(query("look up the exporter's role"))?
-            .is_some();
-        if !exists {
+        if !self.role_exists(role).await? {
             let role = escape_identifier(role);
             self.execute(&format!(
                 "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL"
@@ -313,5 +314,14 @@ impl Db {
             self.execute(&format!("GRANT pg_monitor TO {role}")).await?;
         }
         Ok(())
+    }
+
+    async fn role_exists(&self, role: &str) -> Result<bool, Error> {
+        Ok(self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(query("look up a role"))?
+            .is_some())
     }
 }

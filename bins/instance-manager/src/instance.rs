@@ -57,19 +57,8 @@ pub async fn status(args: &StatusArgs) -> Result<(), StatusError> {
         source,
     })?;
     let client = cnpg_instance_api::client::Client::new(&ca, &format!("{}-rw", args.cluster_name), None)?;
-    let (status, body) = client.get(args.address, cnpg_instance_api::paths::STATUS).await?;
-    if status != 200 {
-        return Err(cnpg_instance_api::client::Error::Status {
-            addr: args.address,
-            path: cnpg_instance_api::paths::STATUS.into(),
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-        .into());
-    }
-    let pretty = serde_json::from_slice::<serde_json::Value>(&body)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    let status: serde_json::Value = client.get_json(args.address, cnpg_instance_api::paths::STATUS).await?;
+    let pretty = serde_json::to_string_pretty(&status).map_err(|e| StatusError::Write(e.into()))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{pretty}").map_err(StatusError::Write)
 }

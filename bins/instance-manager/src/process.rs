@@ -94,37 +94,30 @@ impl Reaper {
         Ok(reaper)
     }
 
-    /// Starts `cmd` and registers it before the reaper can see it end.
-    pub fn spawn(&self, cmd: &mut Command) -> Result<Running, Error> {
-        let program = cmd.get_program().to_string_lossy().into_owned();
+    /// Starts `cmd` and registers it under the table's lock, so the reaper cannot collect it
+    /// before its exit has somewhere to go.
+    fn register(&self, cmd: &mut Command) -> Result<(std::process::Child, Running), Error> {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: program.clone(),
+            program: cmd.get_program().to_string_lossy().into_owned(),
             source,
         })?;
         let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         let (sender, exit) = oneshot::channel();
         table.waiting.insert(pid, sender);
-        // The handle is dropped without waiting: the reaper collects the exit status.
-        drop(child);
-        Ok(Running { pid, exit })
+        Ok((child, Running { pid, exit }))
+    }
+
+    /// Starts `cmd`; the handle is dropped without waiting, the reaper collects its exit.
+    pub fn spawn(&self, cmd: &mut Command) -> Result<Running, Error> {
+        self.register(cmd).map(|(_, running)| running)
     }
 
     /// Runs `cmd` to completion with stdin closed; its output, or an error carrying stderr.
     pub async fn output(&self, cmd: &mut Command) -> Result<Output, Error> {
         let program = cmd.get_program().to_string_lossy().into_owned();
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let (mut child, exit) = {
-            let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-            let child = cmd.spawn().map_err(|source| Error::Spawn {
-                program: program.clone(),
-                source,
-            })?;
-            let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-            let (sender, exit) = oneshot::channel();
-            table.waiting.insert(pid, sender);
-            (child, exit)
-        };
+        let (mut child, mut running) = self.register(cmd)?;
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
             tokio::task::spawn_blocking(move || {
@@ -140,7 +133,7 @@ impl Reaper {
         let out = read(stdout.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
         let err = read(stderr.map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
         drop(child);
-        let exit = exit.await.map_err(|_| Error::Lost {
+        let exit = running.wait().await.ok_or_else(|| Error::Lost {
             program: program.clone(),
         })?;
         let stdout = out.await.unwrap_or_default();

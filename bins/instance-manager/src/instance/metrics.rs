@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cnpg_postgres::monitoring::{self, Kind, Query, Sample};
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
+use super::http::reply;
 use crate::layout::Layout;
 
 /// The role the exporter connects as.
@@ -142,17 +141,13 @@ impl Exporter {
     }
 
     async fn connect(&self, dbname: &str) -> Option<tokio_postgres::Client> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host_path(self.layout.sockets())
-            .port(cnpg_postgres::paths::PORT)
-            .user(ROLE)
-            .dbname(dbname)
-            .application_name(ROLE)
-            .options(format!(
-                "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c search_path=pg_catalog,public,pg_temp"
-            ))
-            .connect_timeout(Duration::from_secs(3));
+        let config = crate::db::socket_config(
+            &self.layout.sockets(),
+            ROLE,
+            dbname,
+            ROLE,
+            &format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+        );
         match config.connect(NoTls).await {
             Ok((client, connection)) => {
                 tokio::spawn(connection);
@@ -283,15 +278,9 @@ pub async fn serve(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
                 let exporter = Arc::clone(&exporter);
                 async move {
                     let response = if request.uri().path() == "/metrics" {
-                        let mut response = Response::new(Full::new(Bytes::from(exporter.scrape().await)));
-                        if let Ok(value) = "text/plain; version=0.0.4".parse() {
-                            response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
-                        }
-                        response
+                        reply(StatusCode::OK, "text/plain; version=0.0.4", exporter.scrape().await)
                     } else {
-                        let mut response = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-                        *response.status_mut() = StatusCode::NOT_FOUND;
-                        response
+                        reply(StatusCode::NOT_FOUND, "text/plain", "not found\n")
                     };
                     Ok::<_, Infallible>(response)
                 }

@@ -141,21 +141,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
     let api = ClusterApi::new(args.kube.clone())?;
     let shared = Arc::new(Shared::new(args.kube.pod_name.clone(), layout.clone(), reaper.clone()));
-    let listener = tokio::net::TcpListener::bind(args.status_address)
-        .await
-        .map_err(|source| Error::Listen {
-            address: args.status_address,
-            source,
-        })?;
-    tokio::spawn(http::serve(listener, Arc::clone(&shared)));
+    tokio::spawn(http::serve(bind(args.status_address).await?, Arc::clone(&shared)));
     let exporter = Arc::new(Exporter::new(layout.clone()));
-    let metrics = tokio::net::TcpListener::bind(args.metrics_address)
-        .await
-        .map_err(|source| Error::Listen {
-            address: args.metrics_address,
-            source,
-        })?;
-    tokio::spawn(metrics::serve(metrics, Arc::clone(&exporter)));
+    tokio::spawn(metrics::serve(bind(args.metrics_address).await?, Arc::clone(&exporter)));
     let changed = Arc::new(Notify::new());
     tokio::spawn(watch_cluster(api.clone(), Arc::clone(&changed)));
     let mut instance = Instance {
@@ -195,6 +183,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         tracing::info!(exit = ?exit, "instance manager stopping");
     }
     Ok(())
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Listen { address, source })
 }
 
 async fn wait(postmaster: &mut Option<Postmaster>) -> Option<Exit> {
