@@ -4,9 +4,8 @@
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    // First, before any OpenSSL call can initialise it implicitly: without the at-exit cleanup,
-    // which in the static build frees state that exiting threads still release (a double free
-    // when the process ends).
+    // OpenSSL is set up once, on this thread, before the runtime starts any other (rust-openssl
+    // would do it on first use, with the same options: no at-exit cleanup).
     openssl::init();
     let cli = cnpg_instance_manager::Cli::parse();
     if let Some(code) = cnpg_instance_manager::wal_helper_exit(&cli.command) {

@@ -18,8 +18,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::Command;
 
+use std::path::PathBuf;
+
+use cnpg_imaging::layout::Target;
+use cnpg_imaging::pipeline::{Options, build};
+use cnpg_imaging::site::Site;
 use cnpg_pki::{Authority, Usage};
-use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, now, peer_sql, streaming};
+use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
 use cnpg_testkit::postgres::bin_dir;
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::wait_until;
@@ -54,6 +59,131 @@ fn three_instances_replicate_by_certificate_fail_over_and_rewind() {
         h.node("pg-3", Ipv4Addr::new(127, 0, 0, 4)),
     ];
     replicate_fail_over_and_rewind(&h, nodes, Ipv4Addr::new(127, 0, 0, 10), &|_| {});
+}
+
+/// The same flow inside our images: PostgreSQL 17 from the image pipeline, the instance manager
+/// copied in by its own image (the bootstrap-controller init container), each container
+/// read-only as uid 26 with every capability dropped.
+#[test]
+fn the_same_flow_runs_in_our_postgresql_17_image_read_only_as_uid_26_without_capabilities() {
+    let images = load_images();
+    let (postgres_image, manager_image) = (&images.0[0], &images.0[1]);
+    let h = Harness::new(cluster_spec(), manager());
+    let nodes = [
+        h.docker_node("pg-1", Ipv4Addr::new(127, 0, 0, 6), postgres_image, manager_image),
+        h.docker_node("pg-2", Ipv4Addr::new(127, 0, 0, 7), postgres_image, manager_image),
+        h.docker_node("pg-3", Ipv4Addr::new(127, 0, 0, 8), postgres_image, manager_image),
+    ];
+    replicate_fail_over_and_rewind(&h, nodes, Ipv4Addr::new(127, 0, 0, 12), &|node| {
+        let Runner::Docker { container, .. } = &node.runner else {
+            panic!("{} runs in Docker", node.name)
+        };
+        let out = Command::new("docker")
+            .args(["inspect", "--format", "{{json .}}", container])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let host = &inspect["HostConfig"];
+        assert_eq!(inspect["Config"]["User"], "26:26");
+        assert_eq!(host["ReadonlyRootfs"], true);
+        assert_eq!(host["CapDrop"], json!(["ALL"]));
+        assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+        // What the kernel says of the container's PID 1: our manager, as 26, with no capability.
+        let pid = inspect["State"]["Pid"].as_u64().unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.starts_with(b"/controller/manager\0"), "{cmdline:?}");
+        let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            proc_status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} missing from\n{proc_status}"))
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(field("Uid:"), ["26"; 4]);
+        assert_eq!(field("Gid:"), ["26"; 4]);
+        assert_eq!(field("CapEff:"), ["0000000000000000"]);
+        assert_eq!(field("NoNewPrivs:"), ["1"]);
+    });
+}
+
+/// Image names private to one test run: other tests load and remove the same images, so this
+/// one holds its own tags, removed when it ends.
+struct Tags(Vec<String>);
+
+impl Drop for Tags {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").arg("rmi").args(&self.0).output();
+    }
+}
+
+/// Builds `postgresql-17-minimal` and `instance-manager` with the image pipeline from this
+/// machine's Debian mirror and the release binaries, and loads them into Docker under tags of
+/// this run: PostgreSQL first, then the instance manager.
+fn load_images() -> Tags {
+    let info = Command::new("docker")
+        .arg("info")
+        .output()
+        .expect("docker CLI missing: scripts/setup.sh installs it");
+    assert!(
+        info.status.success(),
+        "the Docker engine is not running: {}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let root = cnpg_testkit::repository_root();
+    let binaries = root.join("out/bin");
+    assert!(
+        binaries.join("instance-manager").is_file(),
+        "{} has no release instance-manager: scripts/build-release.sh builds it",
+        binaries.display()
+    );
+    let mut site = Site::from_host_apt().expect("this machine's apt sources name a Debian mirror");
+    site.allow_expired("debian", "sid");
+    let cache = std::env::var_os("CNPG_RS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cnpg-rs"));
+    let mut options = Options::new(root.join("images"), site, cache.join("image-cache"));
+    options.only = vec!["postgresql-17-minimal".to_owned(), "instance-manager".to_owned()];
+    options.binaries = Some(binaries);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("images.tar");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let report = runtime
+        .block_on(build(&options, &Target::DockerArchive(archive.clone())))
+        .unwrap();
+    assert!(report.images.iter().all(|i| i.scan == "pass"), "{report:#?}");
+    let out = Command::new("docker")
+        .args(["load", "-i"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let loaded: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("Loaded image: ").map(str::to_owned))
+        .collect();
+    let named = |prefix: &str| {
+        loaded
+            .iter()
+            .find(|i| i.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} image among {loaded:?}"))
+            .clone()
+    };
+    let mut tags = Tags(Vec::new());
+    for (source, name) in [
+        (named("cnpg-rs/postgresql-17-minimal:17."), "postgresql-17-minimal"),
+        (named("cnpg-rs/instance-manager:"), "instance-manager"),
+    ] {
+        let tag = format!("cnpg-rs-test-{}/{name}:test", std::process::id());
+        let out = Command::new("docker").args(["tag", &source, &tag]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        tags.0.push(tag);
+    }
+    tags
 }
 
 /// Init, join two replicas, replicate, partition, fail over, rewind and rejoin, stop: every
