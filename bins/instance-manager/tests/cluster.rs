@@ -16,16 +16,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::process::Command;
-
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::{Options, build};
 use cnpg_imaging::site::Site;
 use cnpg_pki::{Authority, Usage};
 use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
-use cnpg_testkit::postgres::bin_dir;
+use cnpg_testkit::postgres::{as_user, bin_dir};
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::wait_until;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -107,7 +107,44 @@ fn the_same_flow_runs_in_our_postgresql_17_image_read_only_as_uid_26_without_cap
         assert_eq!(field("Gid:"), ["26"; 4]);
         assert_eq!(field("CapEff:"), ["0000000000000000"]);
         assert_eq!(field("NoNewPrivs:"), ["1"]);
+
+        // PID 1 reaps what it did not start: a process orphaned inside the container (its
+        // parent, a `docker exec` shell, exits at once) is collected when it ends, so no
+        // zombie is left behind.
+        let out = Command::new("docker")
+            .args(["exec", container, "sh", "-c"])
+            .arg("sh -c 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done' >/dev/null 2>&1 & echo $!")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let orphan = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let reaped = format!("reaped an orphan pid={orphan} exit=exit code 0");
+        assert!(
+            wait_until(DEADLINE, || node.log().contains(&reaped)
+                && zombie_children(pid).is_empty()),
+            "orphan {orphan} not reaped; zombies {:?}\n{}",
+            zombie_children(pid),
+            node.log()
+        );
     });
+}
+
+/// The host pids of the zombie children of host pid `parent`.
+fn zombie_children(parent: u64) -> Vec<u64> {
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let value = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        if value("PPid:") == Some(&parent.to_string()) && value("State:").is_some_and(|s| s.starts_with('Z')) {
+            zombies.push(pid);
+        }
+    }
+    zombies
 }
 
 /// Image names private to one test run: other tests load and remove the same images, so this
@@ -565,8 +602,50 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
     assert_eq!(h.get(&node, "/healthz", None), (200, "OK\n".to_owned()));
     assert_eq!(h.get(&node, "/readyz", None).0, 200);
 
+    // A session that would hold a smart shutdown forever: SIGTERM waits smartShutdownTimeout
+    // (5 s) for it, then shuts down fast, ending it, well within stopDelay (30 s).
+    let session = as_user(&bin_dir(MAJOR).unwrap().join("psql"), node.ids)
+        .args([
+            "-X",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT pg_sleep(600)",
+            "-h",
+        ])
+        .arg(node.root.join("controller/run"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(DEADLINE, || peer_sql(
+        &node,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'"
+    )
+    .as_deref()
+        == Ok("1")));
+    let stopping = Instant::now();
     let exit = node.stop().unwrap();
+    let took = stopping.elapsed();
     assert!(exit.success(), "{exit:?}\n{}", node.log());
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(30)).contains(&took),
+        "stopped after {took:?}"
+    );
+    let ended = session.wait_with_output().unwrap();
+    assert!(!ended.status.success());
+    let why = String::from_utf8_lossy(&ended.stderr);
+    assert!(
+        why.contains("terminating connection due to administrator command"),
+        "{why}"
+    );
+    let log = node.log();
+    let smart = log.find("signal=SIGTERM").expect("a smart shutdown first");
+    let fast = log.find("signal=SIGINT").expect("then a fast one");
+    assert!(smart < fast, "{log}");
+
     let logs = format!("{}{}", node.log(), node.postgres_log());
     for secret in [&h.app_password, &h.superuser_password] {
         assert!(!logs.contains(secret.as_str()), "a password is in the logs");
