@@ -425,6 +425,9 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
     h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
     let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 11], 5432))).unwrap();
     let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 5));
+    // monitoring.tls: the exporter speaks TLS with the server certificate; every scrape below
+    // verifies it as `<cluster>-rw` against the cluster CA.
+    node.metrics_ca = Some(h.ca_file.clone());
     node.init();
     node.start(&rw);
     h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
@@ -571,6 +574,15 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
         node.metrics()
     );
     let metrics = node.metrics();
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://{}:9187/metrics", node.address))
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success() && plain.stdout.is_empty(),
+        "the TLS exporter answered plain HTTP"
+    );
     for expected in [
         "cnpg_collector_up 1\n",
         "cnpg_errors_total{query=\"broken\"} ",

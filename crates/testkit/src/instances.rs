@@ -308,6 +308,7 @@ impl Harness {
             ids,
             run: None,
             runner,
+            metrics_ca: None,
         }
     }
 
@@ -377,6 +378,9 @@ pub struct Node {
     pub ids: Option<(u32, u32)>,
     pub run: Option<Child>,
     pub runner: Runner,
+    /// Set before `start`: the exporter serves TLS (`--metrics-port-tls`) and `metrics()`
+    /// verifies it against this CA file.
+    pub metrics_ca: Option<PathBuf>,
 }
 
 /// Where an instance's commands run.
@@ -396,12 +400,19 @@ pub const IMAGE_IDS: (u32, u32) = (26, 26);
 
 impl Node {
     /// GET /metrics on the exporter: the exposition text.
+    /// Over TLS, verified as `<cluster>-rw` against `metrics_ca`, when that is set.
     pub fn metrics(&self) -> String {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .arg(format!("http://{}:9187/metrics", self.address))
-            .output()
-            .unwrap();
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--max-time", "10"]);
+        match &self.metrics_ca {
+            None => curl.arg(format!("http://{}:9187/metrics", self.address)),
+            Some(ca) => curl
+                .arg("--cacert")
+                .arg(ca)
+                .args(["--resolve", &format!("{CLUSTER}-rw:9187:{}", self.address)])
+                .arg(format!("https://{CLUSTER}-rw:9187/metrics")),
+        };
+        let out = curl.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -518,6 +529,9 @@ impl Node {
             "--resync-seconds".to_owned(),
             "1".to_owned(),
         ]);
+        if self.metrics_ca.is_some() {
+            args.push("--metrics-port-tls".to_owned());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run = Some(self.command(&args).spawn().unwrap());
     }

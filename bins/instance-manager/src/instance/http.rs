@@ -70,43 +70,57 @@ impl Shared {
     }
 }
 
-fn acceptor(layout: &Layout) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+fn acceptor(layout: &Layout, ask_client_certificate: bool) -> Result<SslAcceptor, openssl::error::ErrorStack> {
     let certificates = layout.certificates();
     let mut builder = SslAcceptor::mozilla_modern_v5(SslMethod::tls_server())?;
     builder.set_certificate_chain_file(certificates.join("server.crt"))?;
     builder.set_private_key_file(certificates.join("server.key"), SslFiletype::PEM)?;
     builder.check_private_key()?;
-    // Ask for a client certificate without requiring one or chaining it to a CA: the
-    // operator's certificate is self-signed and pinned by its key fingerprint per request.
-    builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    if ask_client_certificate {
+        // Ask for a client certificate without requiring one or chaining it to a CA: the
+        // operator's certificate is self-signed and pinned by its key fingerprint per request.
+        builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    }
     Ok(builder.build())
+}
+
+/// The server side of a TLS 1.3 handshake on `tcp` with the cluster's server certificate, read
+/// from disk now (a renewed certificate is served from the next connection on); `None` when
+/// there is no certificate yet or the handshake failed (logged at debug: scanners and probes
+/// that give up are not news).
+pub(crate) async fn tls_accept(
+    layout: &Layout,
+    tcp: tokio::net::TcpStream,
+    ask_client_certificate: bool,
+) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
+    let peer = tcp.peer_addr().ok();
+    let acceptor = match acceptor(layout, ask_client_certificate) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!(error = %e, "no server certificate yet: connection dropped");
+            return None;
+        }
+    };
+    let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).ok()?;
+    if let Err(e) = std::pin::Pin::new(&mut stream).accept().await {
+        tracing::debug!(?peer, error = %e, "TLS handshake failed");
+        return None;
+    }
+    Some(stream)
 }
 
 /// Accepts connections until the runtime ends.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
+        let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let acceptor = match acceptor(&shared.layout) {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!(error = %e, "no server certificate yet: connection dropped");
-                    return;
-                }
-            };
-            let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
+            let Some(stream) = tls_accept(&shared.layout, tcp, true).await else {
                 return;
             };
-            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else {
-                return;
-            };
-            if let Err(e) = std::pin::Pin::new(&mut stream).accept().await {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
             let client = stream
                 .ssl()
                 .peer_certificate()

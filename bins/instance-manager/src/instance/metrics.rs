@@ -15,7 +15,7 @@ use cnpg_postgres::monitoring::{self, Kind, Query, Sample};
 use hyper::{Request, StatusCode};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-use super::http::reply;
+use super::http::{reply, tls_accept};
 use crate::layout::Layout;
 
 /// The role the exporter connects as.
@@ -265,29 +265,46 @@ async fn run(client: &tokio_postgres::Client, sql: &str) -> Result<Rows, tokio_p
     Ok((columns, rows))
 }
 
-/// Serves `/metrics` over plain HTTP (the exposition holds no secrets; TLS on this port is
-/// `monitoring.tls`, not implemented yet).
-pub async fn serve(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
+/// Serves `/metrics`: over plain HTTP (the exposition holds no secrets), or with `tls` (the
+/// `--metrics-port-tls` of `monitoring.tls.enabled`) over TLS 1.3 with the cluster's server
+/// certificate, as the status server does.
+pub async fn serve(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, tls: Option<Layout>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
         let exporter = Arc::clone(&exporter);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let exporter = Arc::clone(&exporter);
-                async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        reply(StatusCode::OK, "text/plain; version=0.0.4", exporter.scrape().await)
-                    } else {
-                        reply(StatusCode::NOT_FOUND, "text/plain", "not found\n")
-                    };
-                    Ok::<_, Infallible>(response)
+            match tls {
+                None => answer(tcp, exporter).await,
+                Some(layout) => {
+                    if let Some(stream) = tls_accept(&layout, tcp, false).await {
+                        answer(stream, exporter).await;
+                    }
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .await;
+            }
         });
     }
+}
+
+/// Answers the HTTP requests of one connection.
+async fn answer<S>(io: S, exporter: Arc<Exporter>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let exporter = Arc::clone(&exporter);
+        async move {
+            let response = if request.uri().path() == "/metrics" {
+                reply(StatusCode::OK, "text/plain; version=0.0.4", exporter.scrape().await)
+            } else {
+                reply(StatusCode::NOT_FOUND, "text/plain", "not found\n")
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
 }

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Where the Prometheus exporter listens.
     #[arg(long, default_value = "0.0.0.0:9187")]
     pub metrics_address: SocketAddr,
+    /// Serve the exporter over TLS with the cluster's server certificate
+    /// (`monitoring.tls.enabled`).
+    #[arg(long)]
+    pub metrics_port_tls: bool,
     /// How replicas reach the primary (default `<cluster>-rw`, the Service that follows it).
     #[arg(long, env = "CNPG_PRIMARY_HOST")]
     pub primary_host: Option<String>,
@@ -143,7 +147,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let shared = Arc::new(Shared::new(args.kube.pod_name.clone(), layout.clone(), reaper.clone()));
     tokio::spawn(http::serve(bind(args.status_address).await?, Arc::clone(&shared)));
     let exporter = Arc::new(Exporter::new(layout.clone()));
-    tokio::spawn(metrics::serve(bind(args.metrics_address).await?, Arc::clone(&exporter)));
+    let metrics_tls = args.metrics_port_tls.then(|| layout.clone());
+    tokio::spawn(metrics::serve(
+        bind(args.metrics_address).await?,
+        Arc::clone(&exporter),
+        metrics_tls,
+    ));
     let changed = Arc::new(Notify::new());
     tokio::spawn(watch_cluster(api.clone(), Arc::clone(&changed)));
     let mut instance = Instance {
