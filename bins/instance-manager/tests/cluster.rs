@@ -594,6 +594,48 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
         assert!(metrics.contains(expected), "{expected:?} missing from\n{metrics}");
     }
 
+    // Fencing: the annotation stops PostgreSQL and keeps the instance manager (alive, not
+    // ready, exporting only fencing_on); a malformed one changes nothing; lifting the fence
+    // starts PostgreSQL again on the same data.
+    h.annotate(json!({"cnpg.io/fencedInstances": "[\"*\"]"}));
+    assert!(
+        wait_until(DEADLINE, || h.get(&node, "/readyz", None).0 == 503
+            && h.app_sql(&node, "SELECT 1").is_err()),
+        "{}",
+        node.log()
+    );
+    assert_eq!(h.get(&node, "/healthz", None).0, 200);
+    let fenced = node.metrics();
+    assert!(fenced.contains("\ncnpg_collector_fencing_on 1\n"), "{fenced}");
+    assert!(!fenced.contains("cnpg_collector_up"), "{fenced}");
+    assert_eq!(
+        h.status(&node).unwrap().error.as_deref(),
+        Some("the instance is fenced")
+    );
+    h.annotate(json!({"cnpg.io/fencedInstances": "pg-1"}));
+    assert!(wait_until(DEADLINE, || node
+        .log()
+        .contains("annotation cnpg.io/fencedInstances is not a JSON array")));
+    assert!(
+        h.app_sql(&node, "SELECT 1").is_err(),
+        "a malformed annotation lifted the fence"
+    );
+    h.annotate(json!({"cnpg.io/fencedInstances": null}));
+    assert!(
+        wait_until(DEADLINE, || h.app_sql(&node, "SELECT count(*) FROM t").as_deref()
+            == Ok("42")),
+        "{}",
+        node.log()
+    );
+    assert!(wait_until(DEADLINE, || h.get(&node, "/readyz", None).0 == 200));
+    assert!(node.metrics().contains("\ncnpg_collector_fencing_on 0\n"));
+    // Fencing another instance leaves this one running: a pass that read the annotation (the
+    // one that applies the parameter patched after it) kept PostgreSQL up.
+    h.annotate(json!({"cnpg.io/fencedInstances": "[\"pg-2\"]"}));
+    h.patch_spec(json!({"postgresql": {"parameters": {"work_mem": "32MB"}}}));
+    assert!(wait_until(DEADLINE, || h.app_sql(&node, "SHOW work_mem").as_deref() == Ok("32MB")));
+    assert!(node.metrics().contains("\ncnpg_collector_fencing_on 0\n"));
+
     // The operator-only endpoint: no certificate 401, nothing pinned 503, the pinned one 200,
     // any other 403.
     let now = now();

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod crds;
 pub mod defaults;
+pub mod fencing;
 pub mod pooler;
 pub mod schedule;
 pub mod validation;

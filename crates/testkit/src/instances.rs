@@ -228,6 +228,18 @@ impl Harness {
             .unwrap();
     }
 
+    /// Merges `annotations` into the Cluster's (a null value removes one).
+    pub fn annotate(&self, annotations: Value) {
+        let clusters = self.clusters();
+        self.rt
+            .block_on(clusters.patch(
+                CLUSTER,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+            ))
+            .unwrap();
+    }
+
     pub fn current_primary(&self) -> Option<String> {
         self.api
             .object("postgresql.cnpg.io", "v1", "clusters", NAMESPACE, CLUSTER)

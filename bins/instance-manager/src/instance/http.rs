@@ -27,6 +27,8 @@ pub enum Phase {
     Promoting,
     Stopping,
     Rewinding,
+    /// Stopped on purpose by the fencing annotation: alive, not ready.
+    Fenced,
 }
 
 /// State shared between the control loop and the server.
@@ -222,6 +224,10 @@ async fn status(shared: &Shared) -> InstanceStatus {
         is_pg_rewind_running: shared.phase() == Phase::Rewinding,
         ..InstanceStatus::default()
     };
+    if shared.phase() == Phase::Fenced {
+        status.error = Some("the instance is fenced".into());
+        return status;
+    }
     let query = async {
         let db = Db::connect(&shared.layout.sockets(), "postgres").await?;
         db.status().await

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ pub struct Exporter {
     queries: Mutex<Arc<BTreeMap<String, Query>>>,
     collections: AtomicU64,
     errors: Mutex<BTreeMap<String, (u64, bool)>>,
+    fenced: AtomicBool,
 }
 
 impl Exporter {
@@ -41,7 +42,13 @@ impl Exporter {
             queries: Mutex::default(),
             collections: AtomicU64::new(0),
             errors: Mutex::default(),
+            fenced: AtomicBool::new(false),
         }
+    }
+
+    /// A fenced instance exports `cnpg_collector_fencing_on 1` and nothing else.
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Relaxed);
     }
 
     /// Replaces the queries (the loop reads them from the Cluster's ConfigMaps and Secrets).
@@ -66,6 +73,17 @@ impl Exporter {
     pub async fn scrape(&self) -> String {
         let start = Instant::now();
         let total = self.collections.fetch_add(1, Ordering::Relaxed) + 1;
+        let fenced = self.fenced.load(Ordering::Relaxed);
+        let fencing_on = Sample {
+            name: "cnpg_collector_fencing_on".into(),
+            help: "1 if the instance is fenced".into(),
+            kind: Kind::Gauge,
+            labels: Vec::new(),
+            value: if fenced { 1.0 } else { 0.0 },
+        };
+        if fenced {
+            return monitoring::exposition(&[fencing_on]);
+        }
         let mut samples = Vec::new();
         let up = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(&mut samples))
             .await
@@ -104,7 +122,7 @@ impl Exporter {
             Vec::new(),
             if up.is_some() { 0.0 } else { 1.0 },
         ));
-        samples.push(gauge("fencing_on", "1 if the instance is fenced", Vec::new(), 0.0));
+        samples.push(fencing_on);
         samples.push(Sample {
             name: "cnpg_collector_collections_total".into(),
             help: "Scrapes served".into(),

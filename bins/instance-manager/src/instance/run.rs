@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cnpg_api::cluster::Cluster;
+use cnpg_api::fencing::Fenced;
 use cnpg_postgres::conf::{self, Role};
 use cnpg_postgres::password;
 use futures_util::StreamExt as _;
@@ -112,11 +113,13 @@ struct Instance {
     major: u32,
     os_user: String,
     postmaster: Option<Postmaster>,
+    /// The Cluster's `cnpg.io/fencedInstances` names this instance: PostgreSQL stays stopped.
+    fenced: bool,
 }
 
 /// This process's user name, from /etc/passwd. Read directly, not through getpwuid: in a static
-/// binary that goes through NSS, which loads the *image's* glibc modules into ours (a crash
-/// when their versions differ).
+/// binary that goes through NSS, which loads the *image's* glibc modules into ours, and glibc
+/// supports that only with the very version the binary was linked with.
 fn os_user() -> Result<String, Error> {
     // /proc/self belongs to the process's effective user.
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").map_err(|_| Error::User(u32::MAX))?);
@@ -164,6 +167,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         exporter,
         major,
         postmaster: None,
+        fenced: false,
     };
     let mut resync = tokio::time::interval(Duration::from_secs(instance.args.resync_seconds.max(1)));
     let mut cluster: Option<Cluster> = None;
@@ -264,6 +268,37 @@ impl Instance {
         StartOptions::default()
     }
 
+    /// Follows the fencing annotation: stops PostgreSQL (fast, immediate after
+    /// `switchoverDelay`) when this instance is fenced, and reports whether it is, in which
+    /// case the pass ends here (certificates are still kept current; the configuration and the
+    /// instance's role are left alone until the fence is lifted). A malformed annotation
+    /// changes nothing.
+    async fn fence(&mut self, cluster: &Cluster) -> bool {
+        let fenced = match Fenced::from_annotations(cluster.metadata.annotations.as_ref()) {
+            Ok(fenced) => fenced.contains(&self.args.kube.pod_name),
+            Err(e) => {
+                tracing::warn!(error = %cnpg_telemetry::error_chain(&e), fenced = self.fenced, "fencing left as it is");
+                self.fenced
+            }
+        };
+        if fenced != self.fenced {
+            tracing::info!(fenced, "fencing changed");
+        }
+        self.fenced = fenced;
+        self.exporter.set_fenced(fenced);
+        if !fenced {
+            return false;
+        }
+        if let Some(postmaster) = self.postmaster.take() {
+            self.shared.set_phase(Phase::Stopping);
+            let budget = Duration::from_secs(u64::try_from(cluster.spec.switchover_delay()).unwrap_or(3600));
+            let exit = postmaster.stop_fast(budget).await;
+            tracing::info!(?exit, "fenced: PostgreSQL stopped");
+        }
+        self.shared.set_phase(Phase::Fenced);
+        true
+    }
+
     /// One pass of the loop; returns the Cluster it acted on.
     async fn pass(&mut self) -> Result<Cluster, PassError> {
         let materials = self.api.materials().await?;
@@ -284,6 +319,9 @@ impl Instance {
         } else {
             Role::Replica(self.replication().upstream())
         };
+        if self.fence(&materials.cluster).await {
+            return Ok(materials.cluster);
+        }
 
         let Some(_) = &self.postmaster else {
             if !primary && !config::is_replica(self.layout()) {
