@@ -298,6 +298,32 @@ impl Db {
         row.try_get(0).map_err(query("read pg_promote()"))
     }
 
+    /// `pg_backup_start` on this session (which must stay open until [`Self::backup_stop`]):
+    /// the backup's starting LSN.
+    pub async fn backup_start(&self, label: &str, fast: bool) -> Result<String, Error> {
+        let row = self
+            .client
+            .query_one("SELECT pg_backup_start($1, $2)::text", &[&label, &fast])
+            .await
+            .map_err(query("start backup mode"))?;
+        row.try_get(0).map_err(query("read pg_backup_start()"))
+    }
+
+    /// `pg_backup_stop` on the session that started the backup: the end LSN, the
+    /// `backup_label` and the `tablespace_map` contents.
+    pub async fn backup_stop(&self, wait_for_archive: bool) -> Result<(String, String, String), Error> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_backup_stop($1)",
+                &[&wait_for_archive],
+            )
+            .await
+            .map_err(query("stop backup mode"))?;
+        let read = |i: usize| row.try_get::<_, String>(i).map_err(query("read pg_backup_stop()"));
+        Ok((read(0)?, read(1)?, read(2)?))
+    }
+
     pub async fn reload(&self) -> Result<(), Error> {
         self.execute("SELECT pg_reload_conf()").await
     }

@@ -1,5 +1,6 @@
 //! `instance …`: the commands that run inside the postgres container (and its jobs).
 
+pub mod backup;
 pub mod config;
 pub mod http;
 pub mod init;

@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::{Options, build};
 use cnpg_imaging::site::Site;
+use cnpg_instance_api::{BackupPhase, StartBackup, StopBackup};
 use cnpg_pki::{Authority, Usage};
 use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
 use cnpg_testkit::postgres::{as_user, bin_dir};
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::wait_until;
+use hyper::Method;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -653,6 +655,71 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
     let (_, body) = h.get(&node, "/pg/controldata", Some(&operator));
     assert!(body.contains("Database cluster state"), "{body}");
     assert_eq!(h.get(&node, "/pg/controldata", Some(&stranger)).0, 403);
+
+    // Online backup mode for volume snapshots, the operator's only: start holds backup mode
+    // on a session of the instance manager, a second start is refused while it runs, stop
+    // returns the backup_label to keep with the snapshot.
+    let address = node.status_address();
+    let operator_client = h.client(Some(&operator));
+    for client in [h.client(None), h.client(Some(&stranger))] {
+        let refused = h.rt.block_on(client.start_backup(address, &StartBackup::default()));
+        assert!(
+            matches!(
+                refused,
+                Err(cnpg_instance_api::client::Error::Status { status: 401 | 403, .. })
+            ),
+            "{refused:?}"
+        );
+    }
+    let (status, body) =
+        h.rt.block_on(operator_client.request(address, Method::POST, "/pg/mode/backup", "{".into()))
+            .unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let start = StartBackup {
+        backup_name: "snapshot-1".into(),
+        immediate_checkpoint: true,
+        wait_for_archive: false,
+    };
+    let started = h.rt.block_on(operator_client.start_backup(address, &start)).unwrap();
+    assert_eq!(started.phase, BackupPhase::Started);
+    let begin = started.begin_lsn.clone().unwrap();
+    let again = h.rt.block_on(operator_client.start_backup(address, &start));
+    assert!(
+        matches!(&again, Err(cnpg_instance_api::client::Error::Status { status: 409, body, .. }) if body.contains("snapshot-1")),
+        "{again:?}"
+    );
+    let wrong = StopBackup {
+        backup_name: "snapshot-2".into(),
+    };
+    assert!(h.rt.block_on(operator_client.stop_backup(address, &wrong)).is_err());
+    let stopped =
+        h.rt.block_on(operator_client.stop_backup(
+            address,
+            &StopBackup {
+                backup_name: "snapshot-1".into(),
+            },
+        ))
+        .unwrap();
+    assert_eq!(stopped.phase, BackupPhase::Completed);
+    let label = stopped.label_file.clone().unwrap();
+    assert!(label.contains(&format!("START WAL LOCATION: {begin}")), "{label}");
+    assert!(label.contains("LABEL: snapshot-1"), "{label}");
+    assert_eq!(stopped.spcmap_file.as_deref(), Some(""), "no tablespaces");
+    assert!(stopped.end_lsn.is_some());
+    assert_eq!(h.rt.block_on(operator_client.backup_status(address)).unwrap(), stopped);
+    let restarted = h.rt.block_on(operator_client.start_backup(
+        address,
+        &StartBackup {
+            backup_name: "snapshot-2".into(),
+            ..start.clone()
+        },
+    ));
+    assert_eq!(
+        restarted.unwrap().phase,
+        BackupPhase::Started,
+        "a new backup after the last one ended"
+    );
+    h.rt.block_on(operator_client.stop_backup(address, &wrong)).unwrap();
     assert_eq!(h.get(&node, "/healthz", None), (200, "OK\n".to_owned()));
     assert_eq!(h.get(&node, "/readyz", None).0, 200);
 

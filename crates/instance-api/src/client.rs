@@ -7,14 +7,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
+use hyper::Method;
 use hyper_util::rt::TokioIo;
 use openssl::pkey::PKey;
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use openssl::x509::X509;
 use tokio_openssl::SslStream;
 
-use crate::InstanceStatus;
+use crate::{BackupStatus, InstanceStatus, StartBackup, StopBackup};
 
 /// A request to an instance failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +112,18 @@ impl Client {
 
     /// GET `path`: the status code and the body.
     pub async fn get(&self, addr: SocketAddr, path: &str) -> Result<(u16, Bytes), Error> {
-        tokio::time::timeout(self.timeout, self.exchange(addr, path))
+        self.request(addr, Method::GET, path, Bytes::new()).await
+    }
+
+    /// `method` `path` with `body`: the status code and the body.
+    pub async fn request(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), Error> {
+        tokio::time::timeout(self.timeout, self.exchange(addr, method, path, body))
             .await
             .map_err(|_| Error::Timeout {
                 addr,
@@ -119,7 +131,7 @@ impl Client {
             })?
     }
 
-    async fn exchange(&self, addr: SocketAddr, path: &str) -> Result<(u16, Bytes), Error> {
+    async fn exchange(&self, addr: SocketAddr, method: Method, path: &str, body: Bytes) -> Result<(u16, Bytes), Error> {
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|source| Error::Connect { addr, source })?;
@@ -133,9 +145,12 @@ impl Client {
             .await
             .map_err(|source| Error::Http { addr, source })?;
         let driver = tokio::spawn(connection);
-        let request = hyper::Request::get(path)
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, &self.server_name)
-            .body(Empty::<Bytes>::new())?;
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
         let response = sender
             .send_request(request)
             .await
@@ -153,7 +168,17 @@ impl Client {
 
     /// GET `path` and parse a JSON answer; any status but 200 is an error carrying the body.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, addr: SocketAddr, path: &str) -> Result<T, Error> {
-        let (status, body) = self.get(addr, path).await?;
+        self.json(addr, Method::GET, path, Bytes::new()).await
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, Error> {
+        let (status, body) = self.request(addr, method, path, body).await?;
         if status != 200 {
             return Err(Error::Status {
                 addr,
@@ -168,5 +193,22 @@ impl Client {
     /// `/pg/status`.
     pub async fn status(&self, addr: SocketAddr) -> Result<InstanceStatus, Error> {
         self.get_json(addr, crate::paths::STATUS).await
+    }
+
+    /// Puts the instance in backup mode (operator certificate).
+    pub async fn start_backup(&self, addr: SocketAddr, start: &StartBackup) -> Result<BackupStatus, Error> {
+        let body = serde_json::to_vec(start).map_err(|source| Error::Json { addr, source })?;
+        self.json(addr, Method::POST, crate::paths::BACKUP, body.into()).await
+    }
+
+    /// Ends backup mode (operator certificate); the status carries the backup label.
+    pub async fn stop_backup(&self, addr: SocketAddr, stop: &StopBackup) -> Result<BackupStatus, Error> {
+        let body = serde_json::to_vec(stop).map_err(|source| Error::Json { addr, source })?;
+        self.json(addr, Method::PUT, crate::paths::BACKUP, body.into()).await
+    }
+
+    /// The current or last backup (operator certificate).
+    pub async fn backup_status(&self, addr: SocketAddr) -> Result<BackupStatus, Error> {
+        self.get_json(addr, crate::paths::BACKUP).await
     }
 }

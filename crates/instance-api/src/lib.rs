@@ -28,6 +28,65 @@ pub mod paths {
     pub const STATUS: &str = "/pg/status";
     /// `pg_controldata` output; requires the operator's client certificate.
     pub const CONTROLDATA: &str = "/pg/controldata";
+    /// Online backup mode for volume snapshots: GET the state, POST
+    /// [`super::StartBackup`], PUT [`super::StopBackup`]; requires the operator's client
+    /// certificate.
+    pub const BACKUP: &str = "/pg/mode/backup";
+}
+
+/// POST `/pg/mode/backup`: put the instance in backup mode (`pg_backup_start`) on a session
+/// the instance manager holds until the backup is stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartBackup {
+    /// The Backup's name; the backup label.
+    pub backup_name: String,
+    /// Checkpoint at once instead of spreading it.
+    #[serde(default)]
+    pub immediate_checkpoint: bool,
+    /// On stop, wait until the last WAL segment is archived.
+    #[serde(default)]
+    pub wait_for_archive: bool,
+}
+
+/// PUT `/pg/mode/backup`: end backup mode (`pg_backup_stop`) for the named backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopBackup {
+    pub backup_name: String,
+}
+
+/// Where an online backup stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupPhase {
+    /// No backup since the instance manager started.
+    #[default]
+    Idle,
+    /// In backup mode: take the snapshot now.
+    Started,
+    /// Backup mode ended; the label and tablespace map are in the status.
+    Completed,
+    /// Starting or stopping failed; `error` says why.
+    Failed,
+}
+
+/// The answer of every `/pg/mode/backup` call: the current (or last) backup.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    pub backup_name: Option<String>,
+    pub phase: BackupPhase,
+    /// `pg_backup_start`'s LSN.
+    pub begin_lsn: Option<String>,
+    /// `pg_backup_stop`'s LSN.
+    pub end_lsn: Option<String>,
+    /// The `backup_label` file to store with the snapshot.
+    pub label_file: Option<String>,
+    /// The `tablespace_map` file to store with the snapshot (empty without tablespaces).
+    pub spcmap_file: Option<String>,
+    pub error: Option<String>,
 }
 
 /// One instance's state, as `/pg/status` reports it.

@@ -333,12 +333,18 @@ impl Harness {
     }
 
     /// GET `path` on `node`'s status server, presenting `identity` if given: (status, body).
-    pub fn get(&self, node: &Node, path: &str, identity: Option<&cnpg_pki::Pair>) -> (u16, String) {
+    /// A status-API client verifying `<cluster>-rw` against the cluster CA, presenting
+    /// `identity` if given.
+    pub fn client(&self, identity: Option<&cnpg_pki::Pair>) -> Client {
         let identity = identity.map(|pair| cnpg_instance_api::client::Identity {
             certificate: &pair.certificate,
             key: pair.key.expose(),
         });
-        let client = Client::new(&self.ca.certificate_pem().unwrap(), &format!("{CLUSTER}-rw"), identity).unwrap();
+        Client::new(&self.ca.certificate_pem().unwrap(), &format!("{CLUSTER}-rw"), identity).unwrap()
+    }
+
+    pub fn get(&self, node: &Node, path: &str, identity: Option<&cnpg_pki::Pair>) -> (u16, String) {
+        let client = self.client(identity);
         let (status, body) = self.rt.block_on(client.get(node.status_address(), path)).unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
     }

@@ -1,8 +1,9 @@
 //! The status server on port 8000: TLS 1.3 with the cluster's server certificate (re-read
 //! for every connection, so a renewed certificate is served without a restart). Probes and
-//! `/pg/status` are open, as the kubelet and the operator need them; `/pg/controldata`
-//! requires the operator's client certificate, pinned by the public-key fingerprint the
-//! operator published in the Cluster's status.
+//! `/pg/status` are open, as the kubelet and the operator need them; `/pg/controldata` and
+//! `/pg/mode/backup` (online backup mode for volume snapshots) require the operator's client
+//! certificate, pinned by the public-key fingerprint the operator published in the Cluster's
+//! status.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cnpg_instance_api::{ControlData, InstanceStatus, paths};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 
+use super::backup::BackupMode;
 use crate::db::Db;
 use crate::layout::Layout;
 use crate::process::Reaper;
@@ -39,6 +41,7 @@ pub struct Shared {
     reaper: Reaper,
     phase: Mutex<Phase>,
     operator_fingerprint: Mutex<Option<String>>,
+    backup: BackupMode,
 }
 
 impl Shared {
@@ -49,6 +52,7 @@ impl Shared {
             reaper,
             phase: Mutex::new(Phase::Stopped),
             operator_fingerprint: Mutex::new(None),
+            backup: BackupMode::default(),
         }
     }
 
@@ -129,10 +133,30 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                 .and_then(|c| c.to_pem().ok())
                 .and_then(|pem| String::from_utf8(pem).ok())
                 .and_then(|pem| cnpg_pki::public_key_fingerprint(&pem).ok());
-            let service = hyper::service::service_fn(move |request| {
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                 let shared = Arc::clone(&shared);
                 let client = client.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, client.as_deref(), &request).await) }
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let response = match Limited::new(body, MAX_BODY).collect().await {
+                        Ok(body) => {
+                            handle(
+                                &shared,
+                                client.as_deref(),
+                                &parts.method,
+                                parts.uri.path(),
+                                &body.to_bytes(),
+                            )
+                            .await
+                        }
+                        Err(_) => reply(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "text/plain",
+                            "request body too large or unreadable\n",
+                        ),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -157,11 +181,30 @@ fn json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
     }
 }
 
-async fn handle<B>(shared: &Shared, client: Option<&str>, request: &Request<B>) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET is served\n");
+/// The largest request body read (the backup calls' JSON is well under it).
+const MAX_BODY: usize = 64 * 1024;
+
+async fn handle(
+    shared: &Shared,
+    client: Option<&str>,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    if path == paths::BACKUP {
+        return match authorize(shared, client) {
+            Err(response) => *response,
+            Ok(()) => backup(shared, method, body).await,
+        };
     }
-    match request.uri().path() {
+    if method != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET is served here\n",
+        );
+    }
+    match path {
         paths::HEALTHZ => reply(StatusCode::OK, "text/plain", "OK\n"),
         paths::READYZ | paths::STARTUPZ => {
             if shared.phase() == Phase::Running && accepts_connections(shared).await {
@@ -180,6 +223,35 @@ async fn handle<B>(shared: &Shared, client: Option<&str>, request: &Request<B>) 
             Ok(()) => controldata(shared).await,
         },
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// `/pg/mode/backup`: GET the state, POST start, PUT stop; PostgreSQL must be running.
+async fn backup(shared: &Shared, method: &Method, body: &[u8]) -> Response<Full<Bytes>> {
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+        serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+    }
+    let result = match *method {
+        Method::GET => Ok(shared.backup.status().await),
+        Method::POST if shared.phase() != Phase::Running => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL is not running".to_owned()))
+        }
+        Method::POST => match parse(body) {
+            Ok(start) => shared.backup.start(&shared.layout.sockets(), &start).await,
+            Err(refusal) => Err(refusal),
+        },
+        Method::PUT => match parse(body) {
+            Ok(stop) => shared.backup.stop(&stop).await,
+            Err(refusal) => Err(refusal),
+        },
+        _ => Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET, POST (start) or PUT (stop)".to_owned(),
+        )),
+    };
+    match result {
+        Ok(status) => json(&status),
+        Err((code, why)) => reply(code, "text/plain", format!("{why}\n")),
     }
 }
 
