@@ -9,7 +9,10 @@ BINS=(operator instance-manager pgbouncer-sidecar image-rebuilder)
 
 # Only target crates get crt-static: build scripts and proc-macros are host crates and must
 # stay dynamic, which is why the target triple is explicit.
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
+# The crate sources' absolute paths (panic locations) are written as /cargo/...: the binaries
+# name no directory of the machine that built them (checked below).
+CARGO_HOME_DIR=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
 packages=()
 for b in "${BINS[@]}"; do packages+=(-p "cnpg-$b"); done
 # With crt-static on, the cc crate adds `-static` to every C build, and OpenSSL's Configure
@@ -49,7 +52,8 @@ for b in "${BINS[@]}"; do
         linkage="DYNAMIC (needs $(readelf -dW "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | paste -sd, -))"
         failed=1
     fi
+    if grep -qaF "$CARGO_HOME_DIR/" "$bin"; then linkage="$linkage, names $CARGO_HOME_DIR"; failed=1; fi
     printf '%-20s %12s  %s\n' "$b" "$(stat -c %s "$bin")" "$linkage"
     install -m 0755 "$bin" "out/bin/$b"
 done
-[ "$failed" -eq 0 ] || die "a release binary is not static (see the table above)"
+[ "$failed" -eq 0 ] || die "a release binary is not static or names a build directory (see the table above)"
