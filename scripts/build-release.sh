@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the four release binaries fully static (glibc crt-static, OpenSSL vendored), proves
+# Builds the four release binaries fully static (glibc crt-static, OpenSSL built here), proves
 # each one is static (no program interpreter, no shared-library dependency) and prints its size.
 # The binaries are copied to out/bin/.
 # shellcheck source=lib/common.sh
@@ -15,31 +15,49 @@ CARGO_HOME_DIR=$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
 packages=()
 for b in "${BINS[@]}"; do packages+=(-p "cnpg-$b"); done
-# With crt-static on, the cc crate adds `-static` to every C build, and OpenSSL's Configure
-# reads `-static` as "no-pic no-threads": a vendored OpenSSL whose locks and atomics are
-# no-ops, which corrupts the heap of any multi-threaded program (seen as double frees and
-# failed handshakes in the instance manager). So cc adds none of its default flags and
-# CFLAGS gives back the ones we want; the check after the build proves OpenSSL has threads.
-export CRATE_CC_NO_DEFAULTS=1
-export "CFLAGS_${RELEASE_TARGET//-/_}=-O2 -ffunction-sections -fdata-sections -fPIC -m64"
-
-# OpenSSL is vendored (built from source, linked statically) for release builds only.
-messages=$(mktemp)
-trap 'rm -f "$messages"' EXIT
-cargo build --release --locked --target "$RELEASE_TARGET" "${packages[@]}" \
-    --features cnpg-image-rebuilder/vendored-openssl --message-format=json-render-diagnostics >"$messages"
-openssl_out=$(python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m.get("reason") == "build-script-executed" and "openssl-sys" in m["package_id"]:
-        print(m["out_dir"])
-' "$messages" | tail -n 1)
-configuration=$openssl_out/openssl-build/install/include/openssl/configuration.h
-[ -f "$configuration" ] || die "cannot find the vendored OpenSSL's configuration.h (looked in '$openssl_out')"
+# OpenSSL for the release binaries, built here from the sources of the openssl-src crate that
+# Cargo.lock pins (cargo verified their checksum) and configured by us, not by openssl-src:
+# - with threads: openssl-src passes the `-static` that crt-static makes the cc crate add, and
+#   OpenSSL's Configure reads `-static` as "no-pic no-threads", an OpenSSL whose locks and
+#   reference counts are no-ops, which corrupted the heap of our multi-threaded binaries
+#   (double frees, failed handshakes); the check below proves OPENSSL_THREADS;
+# - installed under a fixed prefix, so the directories OpenSSL compiles in (OPENSSLDIR,
+#   ENGINESDIR, MODULESDIR) are the same on every machine and name none of its build paths.
+openssl_source() {
+    cargo metadata --format-version 1 --locked --all-features | python3 -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "openssl-src":
+        print(p["version"], os.path.join(os.path.dirname(p["manifest_path"]), "openssl"))
+'
+}
+read -r openssl_version openssl_src < <(openssl_source) || die "Cargo.lock pins no openssl-src"
+openssl_root=$CACHE/openssl/$openssl_version
+if [ ! -f "$openssl_root/built" ]; then
+    log "building OpenSSL from openssl-src $openssl_version (once per version; a few minutes)"
+    work=$(mktemp -d)
+    cp -R "$openssl_src/." "$work/"
+    (
+        cd "$work"
+        ./Configure linux-x86_64 --prefix=/usr/local --openssldir=/usr/local/ssl --libdir=lib \
+            no-shared no-module no-tests no-comp no-zlib no-ssl3 no-md2 no-rc5 no-weak-ssl-ciphers \
+            no-camellia no-idea no-seed -O2 -ffunction-sections -fdata-sections
+        make -j"$(nproc)" build_libs
+        rm -rf "$openssl_root.tmp"
+        make install_dev DESTDIR="$openssl_root.tmp"
+    ) >"$work.log" 2>&1 || { tail -n 40 "$work.log" >&2; rm -rf "$work" "$work.log"; die "building OpenSSL $openssl_version failed"; }
+    rm -f "$work.log"
+    rm -rf "$work" "$openssl_root"
+    mv "$openssl_root.tmp" "$openssl_root"
+    touch "$openssl_root/built"
+fi
+configuration=$openssl_root/usr/local/include/openssl/configuration.h
 grep -q '^# *define OPENSSL_THREADS' "$configuration" ||
-    die "the vendored OpenSSL was built without thread support ($configuration): it would corrupt the heap of our multi-threaded binaries"
-log "vendored OpenSSL $(sed -n 's/^# *define OPENSSL_VERSION_STR "\(.*\)"/\1/p' "$openssl_out/openssl-build/install/include/openssl/opensslv.h") built with thread support"
+    die "OpenSSL in $openssl_root was built without thread support: it would corrupt the heap of our multi-threaded binaries"
+log "OpenSSL from openssl-src $openssl_version (static, with thread support) in $openssl_root"
+export OPENSSL_DIR=$openssl_root/usr/local OPENSSL_STATIC=1 OPENSSL_NO_VENDOR=1
+
+cargo build --release --locked --target "$RELEASE_TARGET" "${packages[@]}"
 
 mkdir -p out/bin
 failed=0
@@ -52,7 +70,9 @@ for b in "${BINS[@]}"; do
         linkage="DYNAMIC (needs $(readelf -dW "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | paste -sd, -))"
         failed=1
     fi
-    if grep -qaF "$CARGO_HOME_DIR/" "$bin"; then linkage="$linkage, names $CARGO_HOME_DIR"; failed=1; fi
+    for dir in "$CARGO_HOME_DIR" "$CACHE" "$ROOT"; do
+        if grep -qaF "$dir/" "$bin"; then linkage="$linkage, names $dir"; failed=1; fi
+    done
     printf '%-20s %12s  %s\n' "$b" "$(stat -c %s "$bin")" "$linkage"
     install -m 0755 "$bin" "out/bin/$b"
 done

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # Debian packages, by purpose.
 DEBS=(
     build-essential pkg-config libssl-dev   # system OpenSSL for test builds; cc for openssl-src
-    perl make                               # vendored OpenSSL's Configure (release builds)
+    perl make                               # OpenSSL's Configure and make (release builds)
     binutils                                # readelf: proves release binaries are static
     git ca-certificates curl
     shellcheck                              # the gate lints our scripts too
