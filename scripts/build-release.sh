@@ -46,14 +46,15 @@ if [ ! -f "$openssl_root/built" ]; then
         rm -rf "$openssl_root.tmp"
         make install_dev DESTDIR="$openssl_root.tmp"
     ) >"$work.log" 2>&1 || { tail -n 40 "$work.log" >&2; rm -rf "$work" "$work.log"; die "building OpenSSL $openssl_version failed"; }
-    rm -f "$work.log"
-    rm -rf "$work" "$openssl_root"
+    rm -rf "$work" "$work.log" "$openssl_root"
     mv "$openssl_root.tmp" "$openssl_root"
     touch "$openssl_root/built"
 fi
 configuration=$openssl_root/usr/local/include/openssl/configuration.h
-grep -q '^# *define OPENSSL_THREADS' "$configuration" ||
-    die "OpenSSL in $openssl_root was built without thread support: it would corrupt the heap of our multi-threaded binaries"
+grep -q '^# *define OPENSSL_THREADS' "$configuration" || {
+    rm -rf "$openssl_root"
+    die "OpenSSL $openssl_version was built without thread support: it would corrupt the heap of our multi-threaded binaries"
+}
 log "OpenSSL from openssl-src $openssl_version (static, with thread support) in $openssl_root"
 export OPENSSL_DIR=$openssl_root/usr/local OPENSSL_STATIC=1 OPENSSL_NO_VENDOR=1
 

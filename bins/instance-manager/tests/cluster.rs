@@ -16,7 +16,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -181,10 +180,7 @@ fn load_images() -> Tags {
     );
     let mut site = Site::from_host_apt().expect("this machine's apt sources name a Debian mirror");
     site.allow_expired("debian", "sid");
-    let cache = std::env::var_os("CNPG_RS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cnpg-rs"));
-    let mut options = Options::new(root.join("images"), site, cache.join("image-cache"));
+    let mut options = Options::new(root.join("images"), site, cnpg_testkit::cache_dir().join("image-cache"));
     options.only = vec!["postgresql-17-minimal".to_owned(), "instance-manager".to_owned()];
     options.binaries = Some(binaries);
     let work = tempfile::tempdir().unwrap();

@@ -19,10 +19,7 @@ use cnpg_imaging::site::Site;
 use cnpg_testkit::{run, wait_until};
 
 fn cache() -> PathBuf {
-    let root = std::env::var_os("CNPG_RS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cnpg-rs"));
-    root.join("image-cache")
+    cnpg_testkit::cache_dir().join("image-cache")
 }
 
 fn options(only: &[&str]) -> Options {
@@ -114,28 +111,20 @@ async fn postgresql_runs_in_docker_read_only_as_uid_26_with_no_capabilities() {
 
     let name = format!("cnpg-rs-test-{}", std::process::id());
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-    run(Command::new("docker").args([
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--read-only",
-        "--user",
-        "26:26",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--tmpfs",
-        "/var/lib/postgresql:uid=26,gid=26,mode=0700",
-        "--tmpfs",
-        "/var/run/postgresql:uid=26,gid=26,mode=0775",
-        "--entrypoint",
-        "/usr/bin/sh",
-        &image,
-        "-c",
-        "initdb -D \"$PGDATA\" --auth=trust >/dev/null && exec postgres -D \"$PGDATA\" -c listen_addresses=",
-    ]))
+    run(Command::new("docker")
+        .args(["run", "-d", "--name", &name])
+        .args(cnpg_testkit::instances::docker_security())
+        .args([
+            "--tmpfs",
+            "/var/lib/postgresql:uid=26,gid=26,mode=0700",
+            "--tmpfs",
+            "/var/run/postgresql:uid=26,gid=26,mode=0775",
+            "--entrypoint",
+            "/usr/bin/sh",
+            &image,
+            "-c",
+            "initdb -D \"$PGDATA\" --auth=trust >/dev/null && exec postgres -D \"$PGDATA\" -c listen_addresses=",
+        ]))
     .unwrap();
     let psql = |sql: &str| {
         Command::new("docker")

@@ -603,9 +603,10 @@ impl Drop for Node {
     }
 }
 
-/// The container settings every instance container gets (the pod's security context).
-/// Docker's default seccomp profile applies (RuntimeDefault).
-fn docker_security() -> [&'static str; 7] {
+/// The container settings every PostgreSQL container gets (the pod's security context):
+/// read-only root, uid/gid 26, no capabilities, no privilege gain. Docker's default seccomp
+/// profile applies (RuntimeDefault).
+pub fn docker_security() -> [&'static str; 7] {
     [
         "--read-only",
         "--user",

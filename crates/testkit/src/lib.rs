@@ -63,3 +63,12 @@ pub fn repository_root() -> std::path::PathBuf {
         })
         .unwrap_or_else(|| std::path::PathBuf::from("."))
 }
+
+/// The cache scripts/setup.sh fills (`CNPG_RS_CACHE`, default `~/.cache/cnpg-rs`): package
+/// and image caches, tools, the advisory database.
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("CNPG_RS_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache/cnpg-rs")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".cache/cnpg-rs"))
+}

@@ -264,6 +264,11 @@ impl Instance {
         paths
     }
 
+    /// Writes PGDATA's configuration for `role` (only what changed).
+    fn write_config(&self, materials: &Materials, role: &Role) -> Result<config::Written, config::Error> {
+        config::write(self.layout(), &self.paths(), materials, self.major, role, &self.os_user)
+    }
+
     fn start_options(&self) -> StartOptions {
         StartOptions::default()
     }
@@ -314,14 +319,14 @@ impl Instance {
             // Nobody designated yet: a data directory that is no replica's is the primary.
             None => !config::is_replica(self.layout()),
         };
+        if self.fence(&materials.cluster).await {
+            return Ok(materials.cluster);
+        }
         let role = if primary {
             Role::Primary
         } else {
             Role::Replica(self.replication().upstream())
         };
-        if self.fence(&materials.cluster).await {
-            return Ok(materials.cluster);
-        }
 
         let Some(_) = &self.postmaster else {
             if !primary && !config::is_replica(self.layout()) {
@@ -332,14 +337,7 @@ impl Instance {
                 }
                 self.rewind().await?;
             }
-            config::write(
-                self.layout(),
-                &self.paths(),
-                &materials,
-                self.major,
-                &role,
-                &self.os_user,
-            )?;
+            self.write_config(&materials, &role)?;
             self.shared.set_phase(Phase::Starting);
             let started = Postmaster::start(
                 &self.reaper,
@@ -363,14 +361,7 @@ impl Instance {
             self.demote(&materials).await;
             return Ok(materials.cluster);
         }
-        let written = config::write(
-            self.layout(),
-            &self.paths(),
-            &materials,
-            self.major,
-            &role,
-            &self.os_user,
-        )?;
+        let written = self.write_config(&materials, &role)?;
         if written.changed || certificates_changed {
             db.reload().await?;
             tracing::info!(hash = written.hash, "configuration reloaded");
@@ -415,7 +406,7 @@ impl Instance {
         // pg_rewind against this server finds "the same timeline" and rewinds nothing.
         db.execute("CHECKPOINT").await?;
         // standby.signal is gone now (removing it earlier makes the end of recovery fail).
-        config::write(self.layout(), &self.paths(), materials, self.major, role, &self.os_user)?;
+        self.write_config(materials, role)?;
         db.reload().await?;
         self.record_primary().await?;
         tracing::info!("promoted");
