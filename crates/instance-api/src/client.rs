@@ -145,12 +145,14 @@ impl Client {
             .await
             .map_err(|source| Error::Http { addr, source })?;
         let driver = tokio::spawn(connection);
-        let request = hyper::Request::builder()
+        let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, &self.server_name)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))?;
+            .header(hyper::header::HOST, &self.server_name);
+        if !body.is_empty() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(body))?;
         let response = sender
             .send_request(request)
             .await

@@ -332,7 +332,6 @@ impl Harness {
             .map_err(|e| e.to_string())
     }
 
-    /// GET `path` on `node`'s status server, presenting `identity` if given: (status, body).
     /// A status-API client verifying `<cluster>-rw` against the cluster CA, presenting
     /// `identity` if given.
     pub fn client(&self, identity: Option<&cnpg_pki::Pair>) -> Client {
@@ -343,6 +342,7 @@ impl Harness {
         Client::new(&self.ca.certificate_pem().unwrap(), &format!("{CLUSTER}-rw"), identity).unwrap()
     }
 
+    /// GET `path` on `node`'s status server, presenting `identity` if given: (status, body).
     pub fn get(&self, node: &Node, path: &str, identity: Option<&cnpg_pki::Pair>) -> (u16, String) {
         let client = self.client(identity);
         let (status, body) = self.rt.block_on(client.get(node.status_address(), path)).unwrap();
