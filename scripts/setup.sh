@@ -11,7 +11,10 @@ DEBS=(
     binutils                                # readelf: proves release binaries are static
     git ca-certificates curl
     shellcheck                              # the gate lints our scripts too
-    gnupg dpkg                              # tests sign and build their own package repositories
+    gnupg gpgv dpkg                         # tests sign and build their own package repositories;
+                                            # gpgv judges our OpenPGP verifier (differential test)
+    debian-archive-keyring                  # the keyring apt trusts, beside the mirror's InRelease files
+    xz-utils zstd                           # fuzz seeds: packages and archives in every compression
     openssl                                 # tests check our certificates with an independent verifier
     skopeo umoci                            # tests read our OCI layouts with independent tools
     docker-registry apache2-utils           # tests push to a real registry (TLS, htpasswd)
@@ -20,6 +23,7 @@ DEBS=(
 )
 CARGO_DENY_VERSION=0.20.2
 CARGO_NEXTEST_VERSION=0.9.143
+CARGO_FUZZ_VERSION=0.13.2
 
 missing_debs() {
     local p
@@ -64,6 +68,14 @@ advisory_db() {
     git -C "$db" -c user.name=cnpg-rs -c user.email=ci@localhost commit -qm "snapshot $(cut -c1-40 "$snapshot/SNAPSHOT")"
 }
 
+# The differential OpenPGP test reads the signed metadata this machine's apt fetched from its
+# mirror; a machine that never ran `apt-get update` has none yet.
+apt_metadata() {
+    compgen -G '/var/lib/apt/lists/*_InRelease' >/dev/null && return 0
+    log "fetching this machine's apt metadata (the differential OpenPGP test reads it)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+}
+
 # The Python manifest checkers, pinned in lib/python-tools.txt, in a virtual environment under
 # the cache; reinstalled only when the pins change.
 python_tools() {
@@ -86,6 +98,10 @@ main() {
     command -v docker >/dev/null || install_debs docker.io
     cargo_tool nextest cargo-nextest "$CARGO_NEXTEST_VERSION"
     cargo_tool deny cargo-deny "$CARGO_DENY_VERSION"
+    # The fuzz targets build with nightly (sanitizers); the machine provides that toolchain.
+    cargo +nightly --version >/dev/null 2>&1 || die "the nightly toolchain is missing (cargo-fuzz needs it): rustup toolchain install nightly"
+    cargo_tool fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
+    apt_metadata
     advisory_db
     python_tools
 }

@@ -10,5 +10,8 @@ step "gate" scripts/lint.sh
 # The release binaries come first: the image tests package them into the images they push.
 step "static release binaries" scripts/build-release.sh
 step "tests" cargo nextest run --workspace --locked --no-fail-fast
+# Every parser of outside input under libFuzzer for a short, fixed time (scripts/fuzz.sh --bench
+# runs the long pass).
+step "fuzzing (short pass)" scripts/fuzz.sh --seconds "${CNPG_RS_FUZZ_SECONDS:-30}"
 
 log "all green in $((SECONDS - start)) s"

@@ -79,6 +79,11 @@ pub struct SourceArgs {
     /// Report images the configured repositories cannot provide instead of failing.
     #[arg(long)]
     pub skip_unavailable: bool,
+    /// Build even when a package is older than in the previous locks (`--write-locks`) or,
+    /// for `rebuild`, in the published image: refused by default, as a mirror serving older
+    /// packages or a replayed index would do that.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 /// `build` flags.
@@ -257,6 +262,7 @@ fn options(args: SourceArgs) -> Result<Options, Error> {
     options.architectures = args.architectures;
     options.locks_to = args.locks_to;
     options.skip_unavailable = args.skip_unavailable;
+    options.allow_downgrade = args.allow_downgrade;
     options.source_date_epoch = source_date_epoch;
     options.tool = format!("image-rebuilder {}", cnpg_telemetry::LONG_VERSION);
     Ok(options)

@@ -48,6 +48,14 @@ pub fn parse(expression: &str) -> Result<Schedule, String> {
             }
         }
     };
+    // An empty list element (`,`, `1,,2`) would leave a field matching nothing: croner then
+    // searches years of minutes for a run that never comes.
+    if pattern
+        .split_whitespace()
+        .any(|field| field.split(',').any(str::is_empty))
+    {
+        return Err("a field has an empty list element".into());
+    }
     if pattern.contains(['L', 'W', '#']) && !pattern.to_ascii_uppercase().contains("WED") {
         return Err("`L`, `W` and `#` are not supported".into());
     }
@@ -60,10 +68,13 @@ pub fn parse(expression: &str) -> Result<Schedule, String> {
         .seconds(Seconds::Required)
         .year(Year::Disallowed)
         .build();
-    parser
-        .parse(&pattern)
-        .map(|c| Schedule::Cron(Box::new(c)))
-        .map_err(|e| e.to_string())
+    let cron = parser.parse(&pattern).map_err(|e| e.to_string())?;
+    // A schedule that never fires (30 February) is a mistake to report now, not a backup
+    // that silently never happens. Finding that out is a bounded search: milliseconds.
+    let reference = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
+    cron.find_next_occurrence(&reference, false)
+        .map_err(|_| "the schedule never fires (no date matches every field)".to_owned())?;
+    Ok(Schedule::Cron(Box::new(cron)))
 }
 
 /// A Go-style duration: `90s`, `1h30m`, `1.5h`.
@@ -129,6 +140,11 @@ mod tests {
             ("@fortnightly", "unknown descriptor"),
             ("0 0 0 * * * 2026", "got 7"),
             ("0 0 0 *", "got 4"),
+            // Found by the cron_schedule fuzz target: an empty seconds list hung the search
+            // for the next run (fuzz/regressions/cron_schedule/).
+            (", * * * 02 0", "empty list element"),
+            ("0 0,,5 * * * *", "empty list element"),
+            ("0 0 0 30 2 *", "never fires"),
         ] {
             let err = parse(bad).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");

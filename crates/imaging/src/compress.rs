@@ -2,6 +2,10 @@
 
 use std::io::{self, Read};
 
+/// The most memory the xz decoder may use. `xz -9` needs 65 MiB to decompress; a header that
+/// asks for more (up to 4 GiB of dictionary) is refused, not obeyed.
+const XZ_MEMLIMIT: u64 = 256 << 20;
+
 /// A compression format, from a file name's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -29,7 +33,13 @@ impl Format {
         Ok(match self {
             Self::None => Box::new(reader),
             Self::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Self::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+            Self::Xz => {
+                // Concatenated streams like `xz -d`; memory bounded by XZ_MEMLIMIT instead of
+                // whatever dictionary size the header asks for.
+                let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, liblzma::stream::CONCATENATED)
+                    .map_err(io::Error::other)?;
+                Box::new(liblzma::read::XzDecoder::new_stream(reader, stream))
+            }
             Self::Zstd => Box::new(ruzstd::decoding::StreamingDecoder::new(reader).map_err(io::Error::other)?),
         })
     }
@@ -75,5 +85,23 @@ mod tests {
         xz.write_all(&data).unwrap();
         let xz = xz.finish().unwrap();
         assert_eq!(decompress(Format::Xz, &xz, 1 << 20).unwrap(), data);
+        // Two streams back to back, as some archives carry them.
+        let twice = [xz.clone(), xz].concat();
+        assert_eq!(decompress(Format::Xz, &twice, 1 << 20).unwrap().len(), 2 * data.len());
+    }
+
+    #[test]
+    fn an_xz_header_asking_for_more_memory_than_allowed_is_refused() {
+        // LZMA2 with a 1.5 GiB dictionary: compress an empty input with that filter.
+        let mut options = liblzma::stream::LzmaOptions::new_preset(6).unwrap();
+        options.dict_size(1536 << 20);
+        let mut filters = liblzma::stream::Filters::new();
+        filters.lzma2(&options);
+        let stream = liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::Crc64).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+        xz.write_all(b"x").unwrap();
+        let xz = xz.finish().unwrap();
+        let err = decompress(Format::Xz, &xz, 1 << 20).unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("mem"), "{err}");
     }
 }

@@ -55,6 +55,11 @@ pub struct Deb {
 
 /// Reads a .deb from its bytes.
 pub fn read(bytes: &[u8]) -> Result<Deb, Error> {
+    read_limited(bytes, MAX_UNPACKED)
+}
+
+/// Reads a .deb whose control and data archives may each unpack to at most `limit` bytes.
+pub fn read_limited(bytes: &[u8], limit: u64) -> Result<Deb, Error> {
     let members = ar_members(bytes)?;
     let mut iter = members.iter();
     match iter.next() {
@@ -68,7 +73,7 @@ pub fn read(bytes: &[u8]) -> Result<Deb, Error> {
 
     let mut control = None;
     let mut md5sums = None;
-    for entry in tar_entries(control_name, control_data)? {
+    for entry in tar_entries(control_name, control_data, limit)? {
         match (entry.path.as_str(), entry.kind) {
             ("control", Kind::File(data)) => control = Some(String::from_utf8_lossy(&data).into_owned()),
             ("md5sums", Kind::File(data)) => md5sums = Some(String::from_utf8_lossy(&data).into_owned()),
@@ -79,7 +84,7 @@ pub fn read(bytes: &[u8]) -> Result<Deb, Error> {
     Ok(Deb {
         control,
         md5sums,
-        entries: tar_entries(data_name, data_data)?,
+        entries: tar_entries(data_name, data_data, limit)?,
     })
 }
 
@@ -120,24 +125,30 @@ fn ar_members(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, Error> {
 }
 
 /// Every entry of a (possibly compressed) tar member.
-fn tar_entries(member: &str, data: &[u8]) -> Result<Vec<Entry>, Error> {
+fn tar_entries(member: &str, data: &[u8], limit: u64) -> Result<Vec<Entry>, Error> {
     let format =
         Format::from_name(member).ok_or_else(|| Error::Format(format!("unsupported compression of {member}")))?;
     let reader = format.reader(data).map_err(|source| Error::Unpack {
         member: member.to_owned(),
         source,
     })?;
-    read_tar(member, reader)
+    read_tar_limited(member, reader, limit)
 }
 
 /// Every entry of a tar stream (`member` names it in errors). Whiteout files of image layers
 /// come out as ordinary entries; the caller interprets them.
 pub fn read_tar(member: &str, reader: impl Read) -> Result<Vec<Entry>, Error> {
+    read_tar_limited(member, reader, MAX_UNPACKED)
+}
+
+/// The same, reading at most `limit` bytes of the stream: past it the archive ends early,
+/// which tar reports as an error.
+pub fn read_tar_limited(member: &str, reader: impl Read, limit: u64) -> Result<Vec<Entry>, Error> {
     let unpack = |source: std::io::Error| Error::Unpack {
         member: member.to_owned(),
         source,
     };
-    let mut archive = tar::Archive::new(reader.take(MAX_UNPACKED));
+    let mut archive = tar::Archive::new(reader.take(limit));
     let mut out = Vec::new();
     for entry in archive.entries().map_err(unpack)? {
         let mut entry = entry.map_err(unpack)?;

@@ -70,6 +70,11 @@ impl Fetcher {
         })
     }
 
+    /// The cache directory: downloads by SHA-256, and what earlier runs learned.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache
+    }
+
     fn retry_policy() -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))

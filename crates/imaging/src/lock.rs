@@ -112,6 +112,21 @@ impl Lock {
         self.layers.iter().flat_map(|l| l.packages.iter())
     }
 
+    /// `name old → new` for every package older here than in `previous` (same name).
+    pub fn downgrades_from(&self, previous: &Lock) -> Vec<String> {
+        let before: std::collections::BTreeMap<&str, &str> = previous
+            .packages()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        self.packages()
+            .filter_map(|p| {
+                let was = before.get(p.name.as_str())?;
+                (crate::debian::version::compare(&p.version, was) == std::cmp::Ordering::Less)
+                    .then(|| format!("{} {was} → {}", p.name, p.version))
+            })
+            .collect()
+    }
+
     /// The canonical file name: `<image>.<arch>.lock.json`.
     pub fn file_name(image: &str, arch: &str) -> String {
         format!("{image}.{arch}.lock.json")

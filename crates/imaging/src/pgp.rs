@@ -1,10 +1,13 @@
 //! Verification of OpenPGP signatures on repository metadata, on OpenSSL.
 //!
-//! Deliberately small: version 4 keys and signatures, RSA (≥ 2048 bits) and Ed25519, SHA-2
-//! hashes only. A key counts when its self-signatures verify; a subkey counts when it is bound
-//! for signing and cross-certified; revoked and expired keys never count. A message is
-//! trusted when at least one of its signatures verifies with a key of a pinned certificate
-//! that was valid both when it signed and now; signatures by other keys are ignored.
+//! Deliberately small: version 4 keys and signatures, RSA (≥ 2048 bits) and Ed25519 (legacy
+//! EdDSA, as Debian and GnuPG use it), SHA-2 hashes only. A key counts when its
+//! self-signatures verify; a subkey counts when it is bound for signing and cross-certified;
+//! revoked and expired keys never count. A message is trusted when at least one of its
+//! signatures verifies with a key of a pinned certificate that was valid both when it signed
+//! and now, and no signature naming a pinned key fails; signatures by other keys are ignored.
+//! Never more lenient than `gpgv` read the way apt reads it: the differential test in
+//! `tests/pgp_differential.rs` holds us to that.
 
 mod armor;
 mod cert;
@@ -36,6 +39,8 @@ pub enum Error {
     NotSigned,
     #[error("no signature verifies with a pinned key: {}", .0.join("; "))]
     NotTrusted(Vec<String>),
+    #[error("refused: a signature names a pinned key but does not hold ({0})")]
+    PinnedKeyFailed(String),
     #[error("OpenSSL failed")]
     OpenSsl(#[from] openssl::error::ErrorStack),
 }
@@ -85,36 +90,48 @@ impl Keyring {
     }
 
     /// Verifies a cleartext-signed message (an `InRelease` file) at time `now`.
+    ///
+    /// Trusted when one signature verifies with a pinned signing key, and no signature that
+    /// names a key of a pinned certificate fails: a broken, expired or revoked signature by a
+    /// key we pin means someone tampered with the file or the key, so the whole file is
+    /// refused (as apt refuses a file with a bad signature beside a good one). Signatures by
+    /// keys we do not hold are ignored.
     pub fn verify_cleartext(&self, message: &str, now: u64) -> Result<Verified, Error> {
         let parts = cleartext::split(message)?;
-        let mut problems = Vec::new();
-        for block in armor::decode_all(parts.armored_signature, "SIGNATURE")? {
-            for packet in packet::packets(&block)? {
-                let sig = match Signature::parse(packet.body) {
-                    Ok(sig) => sig,
-                    Err(e) => {
-                        problems.push(e.to_string());
-                        continue;
-                    }
-                };
-                match self.check(&sig, &parts.signed, now) {
-                    Ok(verified) => {
-                        return Ok(Verified {
-                            text: parts.text,
-                            signer: verified.0,
-                            signed_at: verified.1,
-                        });
-                    }
-                    Err(problem) => problems.push(problem),
+        let block = armor::decode_one(parts.armored_signature, "SIGNATURE")?;
+        let mut good = None;
+        let mut ignored = Vec::new();
+        for packet in packet::packets(&block)? {
+            if packet.tag != packet::TAG_SIGNATURE {
+                return Err(Error::Malformed(format!(
+                    "a packet of type {} in the signature block",
+                    packet.tag
+                )));
+            }
+            // A signature we cannot read is refused outright, whoever made it: gpgv 2.2 loses
+            // the whole block over some of them.
+            let sig = Signature::parse(packet.body)?;
+            match self.check(&sig, &parts, now) {
+                Ok(verified) => {
+                    good.get_or_insert(verified);
                 }
+                Err(problem) if self.certs.iter().any(|c| c.fingerprints.iter().any(|f| sig.claims(f))) => {
+                    return Err(Error::PinnedKeyFailed(problem));
+                }
+                Err(problem) => ignored.push(problem),
             }
         }
-        Err(Error::NotTrusted(problems))
+        let (signer, signed_at) = good.ok_or(Error::NotTrusted(ignored))?;
+        Ok(Verified {
+            text: parts.text,
+            signer,
+            signed_at,
+        })
     }
 
-    /// Checks one signature over `data`: returns the signer's primary fingerprint and the
-    /// signature time, or why it does not count.
-    fn check(&self, sig: &Signature, data: &[u8], now: u64) -> Result<(String, u64), String> {
+    /// Checks one signature over the signed text: returns the signer's primary fingerprint
+    /// and the signature time, or why it does not count.
+    fn check(&self, sig: &Signature, parts: &cleartext::Cleartext<'_>, now: u64) -> Result<(String, u64), String> {
         let issuer = sig
             .issuer_fingerprint
             .as_deref()
@@ -127,11 +144,29 @@ impl Keyring {
                 sig.sig_type
             ));
         }
+        let Some(key_id) = sig.issuer_key_id else {
+            return Err(format!("signature by {issuer} has no issuer key ID"));
+        };
+        if sig
+            .issuer_fingerprint
+            .as_ref()
+            .is_some_and(|f| f.get(12..) != Some(key_id.as_slice()))
+        {
+            return Err(format!(
+                "signature by {issuer}: its issuer key ID and fingerprint disagree"
+            ));
+        }
+        if !parts.hashes.contains(&sig.hash_algo) {
+            return Err(format!(
+                "signature by {issuer} uses hash algorithm {}, which the Hash header does not announce",
+                sig.hash_algo
+            ));
+        }
         let created = u64::from(
             sig.created
                 .ok_or_else(|| format!("signature by {issuer} has no creation time"))?,
         );
-        if created > now + 300 {
+        if created > now {
             return Err(format!("signature by {issuer} is dated in the future"));
         }
         if sig.expired_at(now) {
@@ -144,7 +179,14 @@ impl Keyring {
             .filter(|k| sig.names_issuer(&k.key))
             .collect();
         if candidates.is_empty() {
-            return Err(format!("signature by {issuer}: not a pinned signing key"));
+            let held = self.certs.iter().any(|c| c.fingerprints.iter().any(|f| sig.claims(f)));
+            return Err(if held {
+                format!(
+                    "signature by {issuer}: a key of a pinned certificate that may not sign (revoked, unbound, not cross-certified or not flagged for signing)"
+                )
+            } else {
+                format!("signature by {issuer}: not a pinned signing key")
+            });
         }
         let mut why = Vec::new();
         for key in candidates {
@@ -153,7 +195,7 @@ impl Keyring {
                 why.push(format!("signature by {issuer}: the key is expired or not yet valid"));
                 continue;
             }
-            match sig.verify(&key.key, &[data]) {
+            match sig.verify(&key.key, &[&parts.signed]) {
                 Ok(()) => return Ok((key.primary.clone(), created)),
                 Err(e) => why.push(format!("signature by {issuer}: {e}")),
             }

@@ -33,8 +33,12 @@ pub struct Options {
     pub architectures: Vec<String>,
     /// Build from these locks instead of resolving.
     pub locks_from: Option<PathBuf>,
-    /// Write the locks used here.
+    /// Write the locks used here. Locks already there are the previous build's: a package
+    /// older now than in them is refused, unless `allow_downgrade`.
     pub locks_to: Option<PathBuf>,
+    /// Build even when a package is older than in the previous locks or the published image
+    /// (refused by default: a mirror serving older packages, or a replayed index).
+    pub allow_downgrade: bool,
     /// Report images this site cannot build instead of failing.
     pub skip_unavailable: bool,
     /// The current time, for signature and Valid-Until checks.
@@ -63,6 +67,7 @@ impl Options {
             architectures: vec!["amd64".to_owned()],
             locks_from: None,
             locks_to: None,
+            allow_downgrade: false,
             skip_unavailable: false,
             now,
             source_date_epoch: None,
@@ -102,6 +107,14 @@ pub enum Error {
     Sbom { image: String, source: sbom::Error },
     #[error("failed to read cached package {}", .0.display())]
     Cache(PathBuf, #[source] std::io::Error),
+    #[error(
+        "image {image}: downgrade refused, packages older than in {against}: {packages} (a mirror serving older packages, or a replayed index; --allow-downgrade accepts it)"
+    )]
+    Downgrade {
+        image: String,
+        against: String,
+        packages: String,
+    },
 }
 
 /// The report of one build (`--report FILE`).
@@ -235,7 +248,10 @@ pub async fn lock_all(options: &Options) -> Result<Locked, Error> {
                 continue;
             }
             match planner.plan(name, arch, options.binaries.as_deref()).await? {
-                Planned::Locked(lock) => locks.push(*lock),
+                Planned::Locked(lock) => {
+                    refuse_downgrade(options, &lock)?;
+                    locks.push(*lock);
+                }
                 Planned::Unavailable(reason) => {
                     tracing::warn!(image = %name, arch = %arch, %reason, "image not buildable here");
                     unavailable.push(Skipped {
@@ -258,6 +274,27 @@ pub async fn lock_all(options: &Options) -> Result<Locked, Error> {
         locks,
         unavailable,
         sources: planner.provenance.into_values().collect(),
+    })
+}
+
+/// Compares a fresh lock with the previous build's, kept in `locks_to`.
+fn refuse_downgrade(options: &Options, lock: &Lock) -> Result<(), Error> {
+    let Some(dir) = options.locks_to.as_ref().filter(|_| !options.allow_downgrade) else {
+        return Ok(());
+    };
+    let path = dir.join(Lock::file_name(&lock.image, &lock.architecture));
+    if !path.exists() {
+        return Ok(());
+    }
+    let previous = Lock::read(&path)?;
+    let found = lock.downgrades_from(&previous);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Downgrade {
+        image: lock.image.clone(),
+        against: path.display().to_string(),
+        packages: found.join(", "),
     })
 }
 

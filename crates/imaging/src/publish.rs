@@ -146,6 +146,7 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         by_image.entry(lock.image.clone()).or_default().push(lock);
     }
     let mut to_build = Vec::new();
+    let mut previous_locks: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
     for (name, locks) in &by_image {
         let Some(lock) = locks.first() else { continue };
         let repo = repository(name, lock);
@@ -168,6 +169,23 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
                 .is_some_and(|index| index.annotations.get(ANNOTATION_BUILD_KEY) == Some(&key)),
             None => false,
         };
+        // Before anything is built or pushed: no package may go back in version.
+        if let (false, Some(digest)) = (same, &current) {
+            for lock in locks {
+                let old = previous_lock(pusher, &repo, digest, &lock.architecture)
+                    .await
+                    .map_err(fail)?;
+                let found = downgrades(&old, lock, name)?;
+                if !found.is_empty() && !options.build.allow_downgrade {
+                    return Err(Error::Build(pipeline::Error::Downgrade {
+                        image: name.clone(),
+                        against: "the published image".into(),
+                        packages: found.join(", "),
+                    }));
+                }
+                previous_locks.insert((name.clone(), lock.architecture.clone()), old);
+            }
+        }
         match (same, current) {
             (true, Some(digest)) => {
                 tracing::info!(image = %name, %digest, "unchanged: built from the same locks by the same tool");
@@ -299,9 +317,13 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         }
         let packages = match (&previous, changed) {
             (Some(prev), true) => {
-                let old = previous_lock(pusher, &repo, prev, &lock.architecture)
-                    .await
-                    .map_err(fail)?;
+                let key = (image.name.clone(), lock.architecture.clone());
+                let old = match previous_locks.remove(&key) {
+                    Some(old) => old,
+                    None => previous_lock(pusher, &repo, prev, &lock.architecture)
+                        .await
+                        .map_err(fail)?,
+                };
                 diff(&old, lock, &image.name)?
             }
             _ => PackageDiff::default(),
@@ -431,14 +453,24 @@ async fn previous_lock(
     Ok(None)
 }
 
+fn parse_previous(bytes: &[u8], image: &str) -> Result<Lock, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::PreviousLock {
+        image: image.to_owned(),
+        source,
+    })
+}
+
+/// `name old → new` for every package of `lock` older than in the `previous` lock.
+fn downgrades(previous: &Option<Vec<u8>>, lock: &Lock, image: &str) -> Result<Vec<String>, Error> {
+    let Some(bytes) = previous else { return Ok(Vec::new()) };
+    Ok(lock.downgrades_from(&parse_previous(bytes, image)?))
+}
+
 fn diff(previous: &Option<Vec<u8>>, lock: &Lock, image: &str) -> Result<PackageDiff, Error> {
     let Some(bytes) = previous else {
         return Ok(PackageDiff::default());
     };
-    let old: Lock = serde_json::from_slice(bytes).map_err(|source| Error::PreviousLock {
-        image: image.to_owned(),
-        source,
-    })?;
+    let old = parse_previous(bytes, image)?;
     let before: BTreeMap<&str, &str> = old.packages().map(|p| (p.name.as_str(), p.version.as_str())).collect();
     let after: BTreeMap<&str, &str> = lock.packages().map(|p| (p.name.as_str(), p.version.as_str())).collect();
     let mut out = PackageDiff::default();

@@ -66,8 +66,13 @@ impl Credentials {
     /// `kubernetes.io/dockerconfigjson` Secret), if it has any.
     pub fn from_docker_config(path: &Path, host: &str) -> Result<Option<Self>, Error> {
         let text = std::fs::read(path).map_err(|e| Error::Read(path.to_owned(), e))?;
+        Self::from_docker_config_bytes(&text, host, path)
+    }
+
+    /// The same, from the file's bytes (`path` names it in errors).
+    pub fn from_docker_config_bytes(text: &[u8], host: &str, path: &Path) -> Result<Option<Self>, Error> {
         let config: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::AuthFile(path.to_owned(), e.to_string()))?;
+            serde_json::from_slice(text).map_err(|e| Error::AuthFile(path.to_owned(), e.to_string()))?;
         let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
             return Err(Error::AuthFile(path.to_owned(), "no `auths` object".into()));
         };

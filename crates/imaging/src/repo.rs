@@ -1,6 +1,8 @@
 //! Repository metadata for one distribution: for every configured source, the verified
 //! `InRelease`, then the `Packages` indexes it lists, fetched by their signed SHA-256.
 
+use std::path::Path;
+
 use crate::compress::{Format, decompress};
 use crate::debian::packages::{self, Package};
 use crate::debian::release::Release;
@@ -98,6 +100,10 @@ pub async fn load(
         tracing::warn!(%url, valid_until = until, "accepting an expired Release as the site allows");
         accepted_expired_since = Some(until);
     }
+    remember_date(fetcher.cache_dir(), source, release.date).map_err(|problem| Error::Release {
+        url: url.clone(),
+        problem,
+    })?;
 
     let mut packages = Vec::new();
     for component in &source.components {
@@ -187,4 +193,47 @@ pub async fn load(
         source: source.clone(),
         packages,
     })
+}
+
+/// Refuses a `Release` older than the newest one this cache has seen for the same repository
+/// and suite (a mirror replaying yesterday's validly signed metadata, to keep a fix from us),
+/// and remembers a newer one. The memory lives in `<cache>/releases/`; deleting a suite's
+/// file there accepts an older mirror on purpose.
+fn remember_date(cache: &Path, source: &SourceSpec, date: Option<u64>) -> Result<(), String> {
+    let Some(date) = date else { return Ok(()) };
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let dir = cache.join("releases");
+    let file = dir.join(format!("{}_{}", safe(&source.repository), safe(&source.suite)));
+    let seen = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    match seen {
+        Some(newest) if date < newest => Err(format!(
+            "replayed: its Date ({}) is older than the {} this cache saw before; a mirror serving older metadata is refused (delete {} to accept it on purpose)",
+            crate::oci::rfc3339(date),
+            crate::oci::rfc3339(newest),
+            file.display()
+        )),
+        Some(newest) if date == newest => Ok(()),
+        _ => {
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                std::io::Write::write_all(&mut tmp, format!("{date}\n").as_bytes())?;
+                tmp.persist(&file).map_err(|e| e.error)?;
+                Ok(())
+            };
+            write().map_err(|e| format!("failed to remember its Date in {}: {e}", file.display()))
+        }
+    }
 }

@@ -133,6 +133,11 @@ pub fn render(
         .as_ref()
         .and_then(|p| p.parameters.clone())
         .unwrap_or_default();
+    let libraries: Vec<String> = spec
+        .postgresql
+        .as_ref()
+        .and_then(|p| p.shared_preload_libraries.clone())
+        .unwrap_or_default();
     let errors: Vec<FieldError> = user
         .iter()
         .filter_map(|(name, value)| {
@@ -142,6 +147,13 @@ pub fn render(
                 message,
             })
         })
+        .chain(libraries.iter().enumerate().filter_map(|(i, library)| {
+            parameters::check_library(library).err().map(|message| FieldError {
+                path: format!("spec.postgresql.shared_preload_libraries[{i}]"),
+                kind: Kind::Invalid,
+                message,
+            })
+        }))
         .collect();
     if !errors.is_empty() {
         return Err(errors);
@@ -153,11 +165,7 @@ pub fn render(
     settings.insert("log_directory".into(), paths.logs.display().to_string());
     settings.extend(user.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
 
-    let mut libraries: Vec<String> = spec
-        .postgresql
-        .as_ref()
-        .and_then(|p| p.shared_preload_libraries.clone())
-        .unwrap_or_default();
+    let mut libraries = libraries;
     for (prefix, library) in PRELOADED_BY_PREFIX {
         if user.keys().any(|k| k.to_ascii_lowercase().starts_with(prefix)) {
             libraries.push((*library).to_owned());

@@ -207,6 +207,21 @@ fn fixed_and_blocked_parameters_are_refused_not_dropped() {
 }
 
 #[test]
+fn a_preloaded_library_cannot_smuggle_a_setting_in() {
+    // Found by the postgres_parameters fuzz target: a library name holding a line break wrote
+    // a second setting into custom.conf (fuzz/regressions/postgres_parameters/).
+    let spec = spec(json!({"postgresql": {"shared_preload_libraries": ["wB\nlisten_addresses = '*'"]}}));
+    let errors = conf::render(&spec, "pg", 18, &Paths::default(), &Role::Primary).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "spec.postgresql.shared_preload_libraries[0]");
+    assert!(
+        errors[0].message.contains("not a library name"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[test]
 fn a_replica_streams_with_its_certificate_and_verifies_the_primary() {
     let upstream = Upstream {
         host: "pg-rw".into(),

@@ -125,6 +125,12 @@ impl DebRepo {
         Ok(deb)
     }
 
+    /// Drops `name` at `version` from the next `publish` (its file stays in the pool).
+    pub fn withdraw(&mut self, name: &str, version: &str) {
+        self.debs
+            .retain(|(pkg, _)| !(pkg.name == name && pkg.version == version));
+    }
+
     /// Writes `Packages`, `Release` and `InRelease` for `suite`, valid for `valid_secs` from
     /// `now` (negative: already expired), signed by `signer` (the repository key by default).
     pub fn publish(&self, suite: &str, now: u64, valid_secs: i64, signer: Option<&str>) -> anyhow::Result<()> {

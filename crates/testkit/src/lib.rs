@@ -7,6 +7,7 @@ pub mod apiserver;
 pub mod debrepo;
 pub mod gpg;
 pub mod instances;
+pub mod openpgp;
 pub mod postgres;
 pub mod proxy;
 pub mod registry;

@@ -140,6 +140,37 @@ impl Registry {
             .count()
     }
 
+    /// Requests that changed something (`PUT`, `POST`, `PATCH`, `DELETE` answered 2xx) in the
+    /// access log: zero since a point means nothing was pushed since.
+    pub fn writes(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| {
+                ["\"PUT /v2/", "\"POST /v2/", "\"PATCH /v2/", "\"DELETE /v2/"]
+                    .iter()
+                    .any(|m| l.contains(m))
+            })
+            .filter(|l| [" 200 ", " 201 ", " 202 ", " 204 "].iter().any(|c| l.contains(c)))
+            .count()
+    }
+
+    /// The files the registry stores its blobs in: a test may change one there, so the
+    /// registry serves bytes that do not match their digest.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        let root = self.dir.path().join("data/docker/registry/v2/blobs/sha256");
+        let dirs = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        dirs(&root)
+            .iter()
+            .flat_map(|prefix| dirs(prefix))
+            .map(|blob| blob.join("data"))
+            .filter(|data| data.is_file())
+            .collect()
+    }
+
     /// Writes a docker `config.json` holding this registry's credentials (or `password`).
     pub fn docker_config(&self, path: &Path, password: Option<&str>) -> anyhow::Result<()> {
         // base64 of user:password without a trailing newline.

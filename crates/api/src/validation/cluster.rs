@@ -233,15 +233,8 @@ fn postgresql(report: &mut Report, spec: &ClusterSpec) {
         }
     }
     for (i, library) in pg.shared_preload_libraries.iter().flatten().enumerate() {
-        let ok = !library.is_empty()
-            && library
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$'));
-        if !ok {
-            report.invalid(
-                format!("spec.postgresql.shared_preload_libraries[{i}]"),
-                format!("{library:?} is not a library name"),
-            );
+        if let Err(e) = parameters::check_library(library) {
+            report.invalid(format!("spec.postgresql.shared_preload_libraries[{i}]"), e);
         }
     }
     if let Some(sync) = &pg.synchronous {

@@ -79,6 +79,20 @@ pub const BLOCKED: &[&str] = &[
     "unix_socket_permissions",
 ];
 
+/// Checks one entry of `shared_preload_libraries`: a library name or path, nothing that could
+/// end the setting's quoted value or its line.
+pub fn check_library(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a library name"))
+    }
+}
+
 /// Checks one parameter; the error says why it is refused.
 pub fn check(name: &str, value: &str) -> Result<(), String> {
     let part_ok = |p: &str| {

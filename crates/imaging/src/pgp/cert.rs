@@ -77,7 +77,6 @@ impl PublicKey {
                 };
                 KeyMaterial::Ed25519(PKey::public_key_from_raw_bytes(raw, Id::ED25519)?)
             }
-            27 => KeyMaterial::Ed25519(PKey::public_key_from_raw_bytes(r.take(32)?, Id::ED25519)?),
             other => return Err(Error::Unsupported(format!("public key algorithm {other}"))),
         };
         let mut framed = vec![0x99];
@@ -131,6 +130,9 @@ pub struct Cert {
     /// Keys allowed to sign data: the primary (unless its flags say otherwise) and every
     /// subkey with a valid binding, the signing flag and a valid back-signature.
     pub signing_keys: Vec<SigningKey>,
+    /// Fingerprints of every key the certificate holds, signing or not, bound or not: a
+    /// signature naming one of them that does not verify is an alarm, not noise.
+    pub fingerprints: Vec<[u8; 20]>,
 }
 
 #[derive(Default)]
@@ -180,9 +182,13 @@ pub fn parse_certs(data: &[u8], now: u64) -> Result<Vec<Cert>, Error> {
                         } else {
                             Some(primary)
                         };
-                        // Signatures we cannot parse (other versions, algorithms) are skipped.
-                        if let (Some(target), Ok(sig)) = (target, Signature::parse(packet.body)) {
-                            target.sigs.push(sig);
+                        // Signatures of other versions or algorithms are skipped (third-party
+                        // certifications often are); a malformed one voids the keyring, as a
+                        // malformed packet voids the key block for GnuPG.
+                        match (target, Signature::parse(packet.body)) {
+                            (Some(target), Ok(sig)) => target.sigs.push(sig),
+                            (_, Err(Error::Unsupported(_))) | (None, Ok(_)) => {}
+                            (_, Err(e)) => return Err(e),
                         }
                     }
                     // User attributes, trust packets and the like are ignored; signatures that
@@ -248,6 +254,23 @@ fn build_cert(
         return Err(Error::NoSelfSignature(key.fingerprint_hex()));
     };
     let primary_fpr = key.fingerprint_hex();
+    // Every subkey must at least be readable, and no key may appear twice: GnuPG makes
+    // something else of such certificates than we would.
+    let mut fingerprints = vec![key.fingerprint];
+    for sub in &subs {
+        let fpr = match PublicKey::parse(sub.packet) {
+            Ok(subkey) => subkey.fingerprint,
+            Err(Error::Unsupported(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if fingerprints.contains(&fpr) {
+            return Err(Error::Malformed(format!(
+                "key {} appears twice in certificate {primary_fpr}",
+                hex::encode_upper(fpr)
+            )));
+        }
+        fingerprints.push(fpr);
+    }
     let mut signing_keys = Vec::new();
     if !revoked {
         let valid_until = latest
@@ -282,6 +305,7 @@ fn build_cert(
         primary: key,
         user_ids,
         signing_keys,
+        fingerprints,
     })
 }
 

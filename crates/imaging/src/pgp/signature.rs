@@ -68,8 +68,6 @@ impl Signature {
                 material.push(r.mpi()?.to_vec());
                 material.push(r.mpi()?.to_vec());
             }
-            // Ed25519 (RFC 9580): 64 raw octets.
-            27 => material.push(r.take(64)?.to_vec()),
             other => return Err(Error::Unsupported(format!("signature algorithm {other}"))),
         }
         let mut prefix = vec![version, sig_type, pk_algo, hash_algo];
@@ -112,7 +110,8 @@ impl Signature {
             let kind = sub.u8()?;
             let critical = kind & 0x80 != 0;
             let kind = kind & 0x7F;
-            if critical && hashed && !KNOWN_SUBPACKETS.contains(&kind) {
+            // Wherever it sits, an unknown critical subpacket voids the signature (as in GnuPG).
+            if critical && !KNOWN_SUBPACKETS.contains(&kind) {
                 self.unknown_critical = true;
             }
             match (kind, hashed) {
@@ -134,11 +133,35 @@ impl Signature {
 
     /// Whether this signature names `key` as its issuer (by fingerprint or key ID).
     pub fn names_issuer(&self, key: &PublicKey) -> bool {
-        match (&self.issuer_fingerprint, &self.issuer_key_id) {
-            (Some(fpr), _) => fpr.as_slice() == key.fingerprint.as_slice(),
-            (None, Some(id)) => id.as_slice() == key.key_id(),
-            (None, None) => false,
-        }
+        self.names_fingerprint(&key.fingerprint)
+    }
+
+    /// Whether this signature names the key with fingerprint `fpr` as its issuer, without
+    /// ambiguity: by its issuer key ID (GnuPG 2.2 finds keys by it, and ignores a signature
+    /// without one), and by its issuer fingerprint too when it has one. A signature whose
+    /// two disagree names no key at all.
+    pub fn names_fingerprint(&self, fpr: &[u8; 20]) -> bool {
+        let by_id = self
+            .issuer_key_id
+            .as_ref()
+            .is_some_and(|id| Some(id.as_slice()) == fpr.get(12..));
+        let by_fpr = self
+            .issuer_fingerprint
+            .as_ref()
+            .is_none_or(|named| named.as_slice() == fpr.as_slice());
+        by_id && by_fpr
+    }
+
+    /// Whether this signature claims, by either of its issuer subpackets, to come from the
+    /// key with fingerprint `fpr`.
+    pub fn claims(&self, fpr: &[u8; 20]) -> bool {
+        self.issuer_key_id
+            .as_ref()
+            .is_some_and(|id| Some(id.as_slice()) == fpr.get(12..))
+            || self
+                .issuer_fingerprint
+                .as_ref()
+                .is_some_and(|named| named.as_slice() == fpr.as_slice())
     }
 
     /// Whether the signature itself has expired at `now`.
@@ -154,6 +177,10 @@ impl Signature {
     pub fn verify(&self, key: &PublicKey, parts: &[&[u8]]) -> Result<(), Error> {
         if self.unknown_critical {
             return Err(Error::BadSignature("it carries an unknown critical subpacket".into()));
+        }
+        // A key cannot have signed before it existed (GnuPG calls this a time conflict).
+        if self.created.is_some_and(|created| created < key.created) {
+            return Err(Error::BadSignature("it is older than the key that made it".into()));
         }
         let md = match self.hash_algo {
             8 => MessageDigest::sha256(),
@@ -195,9 +222,6 @@ impl Signature {
                 let mut raw = left_pad(r, 32)?;
                 raw.extend(left_pad(s, 32)?);
                 Verifier::new_without_digest(pkey)?.verify_oneshot(&raw, &digest)?
-            }
-            (KeyMaterial::Ed25519(pkey), 27, [raw]) => {
-                Verifier::new_without_digest(pkey)?.verify_oneshot(raw, &digest)?
             }
             _ => {
                 return Err(Error::BadSignature("signature and key algorithms differ".into()));
