@@ -6,11 +6,15 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 deny() {
-    local offline=()
+    local offline=() manifest
     # With the snapshot loaded by setup.sh the audit needs no network.
     [ -d "$CACHE/advisory-dbs/advisory-db-3157b0e258782691/.git" ] && offline=(--offline)
-    cargo fetch --locked --quiet
-    CNPG_RS_ADVISORY_DBS=$CACHE/advisory-dbs cargo deny "${offline[@]}" --all-features check
+    # The workspace, and the fuzz crate with its own lock file.
+    for manifest in Cargo.toml fuzz/Cargo.toml; do
+        cargo fetch --locked --quiet --manifest-path "$manifest" || return 1
+        CNPG_RS_ADVISORY_DBS=$CACHE/advisory-dbs cargo deny "${offline[@]}" --manifest-path "$manifest" \
+            --all-features check || return 1
+    done
 }
 
 step "rustfmt" cargo fmt --all --check

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole-command image builds with the static image-rebuilder, on this machine's mirror:
 # cold (empty download cache) and warm builds of one major, a rebuild with nothing changed,
-# and a warm build of every image; then sizes against the targets of issue 3.
+# and a warm build of every image; then the PostgreSQL 18 image size against its target (half of the upstream minimal image).
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 

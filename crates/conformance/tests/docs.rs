@@ -125,5 +125,5 @@ fn the_reference_checker_rejects_what_does_not_exist() {
     ));
     assert!(!resolves("crates/conformance/tests/docs.rs::no_such_test_anywhere_xyz"));
     assert!(!resolves("scripts/no-such-script.sh"));
-    assert!(resolves("planned (issue 5)"));
+    assert!(resolves("planned (with the controllers)"));
 }

@@ -248,9 +248,20 @@ fn we_never_accept_what_gpgv_rejects() {
     let stricter = tally.stricter.into_inner().unwrap();
     let cases = tally.cases.load(Ordering::Relaxed);
     let stricter_total: u64 = stricter.values().sum();
-    println!("stricter than gpgv (mutation → our reason: cases):");
+    println!("stricter than gpgv, by mutation (mutation → our reason: cases):");
     for ((mutation, reason), n) in &stricter {
         println!("  {mutation} → {reason}: {n}");
+    }
+    let mut by_reason: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+    for ((mutation, reason), n) in &stricter {
+        let entry = by_reason.entry(reason.as_str()).or_insert((0, mutation.as_str()));
+        entry.0 += n;
+    }
+    let mut by_reason: Vec<_> = by_reason.into_iter().collect();
+    by_reason.sort_by_key(|(_, (n, _))| std::cmp::Reverse(*n));
+    println!("stricter than gpgv, by our reason (cases, one mutation that led there):");
+    for (reason, (n, example)) in &by_reason {
+        println!("  {n:>7}  {reason}  [{example}]");
     }
     let line = format!(
         "openpgp differential cases={cases} accepted-but-gpgv-rejected={} both-accepted={} both-rejected={} stricter={stricter_total}",

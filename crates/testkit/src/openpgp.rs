@@ -322,7 +322,8 @@ pub fn user_id_hashed_form(uid: &str) -> Vec<u8> {
     out
 }
 
-/// CRC-24 of OpenPGP armor.
+/// CRC-24 of OpenPGP armor. Written again here rather than shared with the verifier: what
+/// tests write must not inherit the verifier's mistakes.
 pub fn crc24(data: &[u8]) -> u32 {
     let mut crc: u32 = 0x00B7_04CE;
     for &byte in data {

@@ -105,6 +105,20 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+fn replace_first(hay: &mut Vec<u8>, needle: &[u8], with: &str) {
+    if let Some(at) = find(hay, needle) {
+        hay.splice(at..at + needle.len(), with.bytes());
+    }
+}
+
+/// Flips one random bit of `body`, if it has any.
+fn flip_bit(rng: &mut Rng, body: &mut [u8]) {
+    if !body.is_empty() {
+        let at = rng.below(body.len());
+        body[at] ^= 1 << rng.below(8);
+    }
+}
+
 /// Byte range of the signed text: after the header's blank line, up to the signature.
 fn text_range(message: &[u8]) -> Option<(usize, usize)> {
     let start = find(message, b"\n\n")? + 2;
@@ -269,9 +283,7 @@ fn text(rng: &mut Rng, case: &mut Case, all: &[Scenario]) {
                 "-----BEGIN PGP SIGNED MESSAGE-----x",
                 "-----BEGIN PGP MESSAGE-----",
             ]);
-            if let Some(at) = find(msg, BEGIN_MESSAGE) {
-                msg.splice(at..at + BEGIN_MESSAGE.len(), variant.bytes());
-            }
+            replace_first(msg, BEGIN_MESSAGE, variant);
             case.note(format!("text:begin-{variant:?}"));
         }
         9 => {
@@ -451,9 +463,7 @@ fn armor(rng: &mut Rng, case: &mut Case, all: &[Scenario]) {
                 "-----END PGP MESSAGE-----",
                 "",
             ]);
-            if let Some(at) = find(msg, END_SIG) {
-                msg.splice(at..at + END_SIG.len(), variant.bytes());
-            }
+            replace_first(msg, END_SIG, variant);
             case.note(format!("armor:end-{variant:?}"));
         }
     }
@@ -552,11 +562,7 @@ fn packets(rng: &mut Rng, case: &mut Case, all: &[Scenario]) {
     let mut raw = None;
     match rng.below(10) {
         0 => {
-            let body = &mut packets[i].1;
-            if !body.is_empty() {
-                let at = rng.below(body.len());
-                body[at] ^= 1 << rng.below(8);
-            }
+            flip_bit(rng, &mut packets[i].1);
             case.note("packets:bit-flip");
         }
         1 => {
@@ -644,11 +650,7 @@ fn keyring_packets(rng: &mut Rng, case: &mut Case, all: &[Scenario]) {
     let i = rng.below(packets.len());
     match rng.below(7) {
         0 => {
-            let body = &mut packets[i].1;
-            if !body.is_empty() {
-                let at = rng.below(body.len());
-                body[at] ^= 1 << rng.below(8);
-            }
+            flip_bit(rng, &mut packets[i].1);
             case.note(format!("keyring:bit-flip-tag{}", packets[i].0));
         }
         1 => {
