@@ -115,7 +115,7 @@ impl Keyring {
                 Ok(verified) => {
                     good.get_or_insert(verified);
                 }
-                Err(problem) if self.certs.iter().any(|c| c.fingerprints.iter().any(|f| sig.claims(f))) => {
+                Err(problem) if self.holds_key_claimed_by(&sig) => {
                     return Err(Error::PinnedKeyFailed(problem));
                 }
                 Err(problem) => ignored.push(problem),
@@ -127,6 +127,12 @@ impl Keyring {
             signer,
             signed_at,
         })
+    }
+
+    /// Whether `sig` claims (by key ID or fingerprint) to come from any key of a pinned
+    /// certificate, signing or not.
+    fn holds_key_claimed_by(&self, sig: &Signature) -> bool {
+        self.certs.iter().any(|c| c.fingerprints.iter().any(|f| sig.claims(f)))
     }
 
     /// Checks one signature over the signed text: returns the signer's primary fingerprint
@@ -179,8 +185,7 @@ impl Keyring {
             .filter(|k| sig.names_issuer(&k.key))
             .collect();
         if candidates.is_empty() {
-            let held = self.certs.iter().any(|c| c.fingerprints.iter().any(|f| sig.claims(f)));
-            return Err(if held {
+            return Err(if self.holds_key_claimed_by(sig) {
                 format!(
                     "signature by {issuer}: a key of a pinned certificate that may not sign (revoked, unbound, not cross-certified or not flagged for signing)"
                 )
