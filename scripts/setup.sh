@@ -76,11 +76,12 @@ apt_metadata() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 }
 
-# The Python manifest checkers, pinned in lib/python-tools.txt, in a virtual environment under
-# the cache; reinstalled only when the pins change.
-python_tools() {
-    local venv=$CACHE/python pins=$ROOT/scripts/lib/python-tools.txt
-    if [ -x "$venv/bin/checkov" ] && cmp -s "$pins" "$venv/pins.txt"; then return 0; fi
+# A virtual environment under the cache holding the pins of scripts/lib/NAME.txt, reinstalled
+# only when they change; BIN is the program that proves it installed.
+python_venv() {
+    local name=$1 bin=$2 venv=$CACHE/$3
+    local pins=$ROOT/scripts/lib/$name.txt
+    if [ -x "$venv/bin/$bin" ] && cmp -s "$pins" "$venv/pins.txt"; then return 0; fi
     log "installing $(grep -v '^#' "$pins" | tr '\n' ' ')(once per machine, about a minute)"
     rm -rf "$venv"
     python3 -m venv "$venv"
@@ -103,7 +104,8 @@ main() {
     cargo_tool fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
     apt_metadata
     advisory_db
-    python_tools
+    python_venv python-tools checkov python
+    python_venv s3-server moto_server s3-server
 }
 
 main "$@"

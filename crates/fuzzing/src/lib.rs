@@ -74,6 +74,10 @@ pub const TARGETS: &[Target] = &[
         run: registry::docker_config,
     },
     Target {
+        name: "s3_listing",
+        run: registry::s3_listing,
+    },
+    Target {
         name: "pg_hba",
         run: postgres::pg_hba,
     },

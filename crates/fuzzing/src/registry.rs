@@ -1,5 +1,5 @@
 //! What the publisher reads back from a registry (indexes, manifests, the previous image's
-//! lock) and the docker `config.json` its credentials come from.
+//! lock), the docker `config.json` its credentials come from, and what an S3 store answers.
 
 use std::path::Path;
 
@@ -25,6 +25,21 @@ pub fn oci_manifest(data: &[u8]) {
     round_trip::<Manifest>(data);
     round_trip::<ImageConfig>(data);
     round_trip::<Lock>(data);
+}
+
+/// An S3 `ListObjectsV2` answer: every object listed has a key, and a truncated page says
+/// where the next one starts.
+pub fn s3_listing(data: &[u8]) {
+    if let Ok(page) = cnpg_objectstore::list::parse(data) {
+        assert!(
+            page.objects.iter().all(|o| !o.key.is_empty()),
+            "an object without a key"
+        );
+        assert!(
+            page.next.as_ref().is_none_or(|t| !t.is_empty()),
+            "an empty continuation token"
+        );
+    }
 }
 
 /// A docker `config.json` (a `kubernetes.io/dockerconfigjson` Secret): the first line names

@@ -11,6 +11,7 @@ pub mod openpgp;
 pub mod postgres;
 pub mod proxy;
 pub mod registry;
+pub mod s3;
 
 use std::process::{Command, Output};
 

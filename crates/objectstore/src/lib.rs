@@ -1,0 +1,392 @@
+//! S3-compatible object storage, the way backups use it: put, get, head, list and delete of
+//! whole objects in one bucket, over HTTPS only (the system's roots plus an endpoint CA),
+//! path-style addressing, every request signed with AWS Signature Version 4 on OpenSSL and
+//! every body hashed into its signature. A single-part object read back is checked against
+//! its ETag (its MD5); a write is checked the same way before it counts as stored.
+//!
+//! Our own client rather than a general-purpose crate: those bring rustls and aws-lc or ring,
+//! a second crypto stack next to OpenSSL.
+
+pub mod list;
+pub mod sigv4;
+
+use std::time::Duration;
+
+use openssl::hash::{MessageDigest, hash};
+
+/// A secret (an access key's secret, a session token): its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value, for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The credentials requests are signed with.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// Where objects live and how to reach them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `https://host[:port]`: the S3 endpoint (plain HTTP is refused).
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub credentials: Credentials,
+    /// PEM of a CA to trust for the endpoint, beside the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// An object as a listing or a `HEAD` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes; the MD5 of a single-part object's bytes.
+    pub etag: Option<String>,
+}
+
+/// A request to the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("endpoint `{0}` is not an https://host[:port] URL")]
+    Endpoint(String),
+    #[error("the endpoint CA is not PEM")]
+    Ca(#[source] reqwest::Error),
+    #[error("failed to set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("{method} {key}: the store could not be reached")]
+    Request {
+        method: &'static str,
+        key: String,
+        source: reqwest::Error,
+    },
+    #[error("{method} {key}: the store answered {status} {code}: {message}")]
+    Status {
+        method: &'static str,
+        key: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{key}: {problem}")]
+    Integrity { key: String, problem: String },
+    #[error("listing {prefix}: {problem}")]
+    Listing { prefix: String, problem: String },
+    #[error("the clock is before 1970 or after 9999")]
+    Clock,
+    #[error("OpenSSL failed")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// One bucket of an S3-compatible store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: reqwest::Client,
+    config: Config,
+    host: String,
+    page_size: u32,
+}
+
+/// The S3 error document's code and message, when the body is one.
+fn error_fields(body: &str) -> (String, String) {
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        body.split_once(open.as_str())
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(value, _)| value.to_owned())
+            .unwrap_or_default()
+    };
+    (field("Code"), field("Message"))
+}
+
+fn md5_hex(data: &[u8]) -> Result<String, Error> {
+    Ok(hex::encode(hash(MessageDigest::md5(), data)?))
+}
+
+/// Whether `etag` is the plain MD5 a single-part upload gets (multipart ones end in `-N`).
+fn is_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Store {
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let host = config
+            .endpoint
+            .strip_prefix("https://")
+            .map(|h| h.trim_end_matches('/'))
+            .filter(|h| !h.is_empty() && !h.contains(['/', '?', '#', '@']))
+            .ok_or_else(|| Error::Endpoint(config.endpoint.clone()))?
+            .to_owned();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(120))
+            .https_only(true)
+            .user_agent(concat!("cnpg-rs/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_pem {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(Error::Ca)?);
+        }
+        Ok(Self {
+            client: builder.build().map_err(Error::Client)?,
+            config,
+            host,
+            page_size: 1000,
+        })
+    }
+
+    /// Lists at most `n` objects per request (the default is S3's 1000).
+    pub fn with_page_size(mut self, n: u32) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Sends one signed request for `key` (empty: the bucket itself).
+    async fn send(
+        &self,
+        method: &'static str,
+        key: &str,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, Error> {
+        let path = format!(
+            "/{}/{}",
+            sigv4::uri_encode(&self.config.bucket, false),
+            sigv4::uri_encode(key, true)
+        );
+        let payload = sigv4::sha256_hex(&body)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Clock)?;
+        let date = sigv4::amz_date(i64::try_from(now.as_secs()).map_err(|_| Error::Clock)?)?;
+        let token = self.config.credentials.session_token.as_ref().map(Secret::expose);
+        let mut headers = vec![
+            ("host", self.host.as_str()),
+            ("x-amz-content-sha256", payload.as_str()),
+            ("x-amz-date", date.as_str()),
+        ];
+        if let Some(token) = token {
+            headers.push(("x-amz-security-token", token));
+        }
+        let request = sigv4::Request {
+            method,
+            path: &path,
+            query,
+            headers: &headers,
+            payload_sha256: &payload,
+        };
+        let authorization = sigv4::authorization(&request, &self.config.credentials, &self.config.region, &date)?;
+        let query = sigv4::canonical_query(query);
+        let url = if query.is_empty() {
+            format!("https://{}{path}", self.host)
+        } else {
+            format!("https://{}{path}?{query}", self.host)
+        };
+        let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut builder = self
+            .client
+            .request(method_value, url)
+            .header("authorization", authorization)
+            .body(body);
+        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+            builder = builder.header(*name, *value);
+        }
+        builder.send().await.map_err(|source| Error::Request {
+            method,
+            key: key.to_owned(),
+            source,
+        })
+    }
+
+    /// The response if its status is a success (or, with `absent_ok`, a 404: None).
+    async fn checked(
+        &self,
+        method: &'static str,
+        key: &str,
+        response: reqwest::Response,
+        absent_ok: bool,
+    ) -> Result<Option<reqwest::Response>, Error> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Some(response));
+        }
+        if absent_ok && status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let (code, message) = error_fields(&body);
+        Err(Error::Status {
+            method,
+            key: key.to_owned(),
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    /// Stores `body` at `key`; returns once the store confirmed exactly these bytes.
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        let md5 = md5_hex(&body)?;
+        let response = self.send("PUT", key, &[], body).await?;
+        let response = self.checked("PUT", key, response, false).await?;
+        let etag = response
+            .and_then(|r| r.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned))
+            .map(|e| e.trim_matches('"').to_owned());
+        match etag {
+            Some(etag) if is_md5(&etag) && !etag.eq_ignore_ascii_case(&md5) => Err(Error::Integrity {
+                key: key.to_owned(),
+                problem: format!("the store confirmed MD5 {etag}, the bytes sent have {md5}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The bytes at `key`, or None when there is no such object.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let response = self.send("GET", key, &[], Vec::new()).await?;
+        let Some(response) = self.checked("GET", key, response, true).await? else {
+            return Ok(None);
+        };
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|e| e.trim_matches('"').to_owned());
+        let body = response.bytes().await.map_err(|source| Error::Request {
+            method: "GET",
+            key: key.to_owned(),
+            source,
+        })?;
+        if let Some(etag) = etag.filter(|e| is_md5(e)) {
+            let md5 = md5_hex(&body)?;
+            if !etag.eq_ignore_ascii_case(&md5) {
+                return Err(Error::Integrity {
+                    key: key.to_owned(),
+                    problem: format!("the bytes read have MD5 {md5}, the store says {etag}"),
+                });
+            }
+        }
+        Ok(Some(body.to_vec()))
+    }
+
+    /// What the store knows of `key`, or None when there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
+        let response = self.send("HEAD", key, &[], Vec::new()).await?;
+        let Some(response) = self.checked("HEAD", key, response, true).await? else {
+            return Ok(None);
+        };
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        Ok(Some(ObjectInfo {
+            key: key.to_owned(),
+            size: header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            etag: header("etag").map(|e| e.trim_matches('"').to_owned()),
+        }))
+    }
+
+    /// Every object whose key starts with `prefix`, in key order, across all pages.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let page_size = self.page_size.to_string();
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix), ("max-keys", page_size.as_str())];
+            if let Some(token) = &token {
+                query.push(("continuation-token", token.as_str()));
+            }
+            let response = self.send("GET", "", &query, Vec::new()).await?;
+            let response = self.checked("GET", prefix, response, false).await?;
+            let body = match response {
+                Some(r) => r.bytes().await.map_err(|source| Error::Request {
+                    method: "GET",
+                    key: prefix.to_owned(),
+                    source,
+                })?,
+                None => break,
+            };
+            let page = list::parse(&body).map_err(|problem| Error::Listing {
+                prefix: prefix.to_owned(),
+                problem,
+            })?;
+            out.extend(page.objects);
+            match page.next {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                Some(_) => {
+                    return Err(Error::Listing {
+                        prefix: prefix.to_owned(),
+                        problem: "the store repeated its continuation token".into(),
+                    });
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes `key` (no error when it was already gone).
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        let response = self.send("DELETE", key, &[], Vec::new()).await?;
+        self.checked("DELETE", key, response, true).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(endpoint: &str) -> Config {
+        Config {
+            endpoint: endpoint.to_owned(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            credentials: Credentials {
+                access_key_id: "AK".into(),
+                secret_access_key: Secret::new("the secret".into()),
+                session_token: None,
+            },
+            ca_pem: None,
+        }
+    }
+
+    #[test]
+    fn only_https_endpoints_without_paths_and_secrets_never_print() {
+        assert!(Store::new(config("https://127.0.0.1:9000")).is_ok());
+        for bad in [
+            "http://127.0.0.1:9000",
+            "https://",
+            "https://h/path",
+            "https://u@h",
+            "127.0.0.1",
+        ] {
+            assert!(matches!(Store::new(config(bad)), Err(Error::Endpoint(_))), "{bad}");
+        }
+        let printed = format!("{:?}", config("https://h"));
+        assert!(!printed.contains("the secret"), "{printed}");
+    }
+
+    #[test]
+    fn reads_s3_error_documents() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>bad</Message></Error>";
+        assert_eq!(error_fields(body), ("SignatureDoesNotMatch".into(), "bad".into()));
+        assert_eq!(error_fields("not xml"), (String::new(), String::new()));
+    }
+}
