@@ -34,6 +34,29 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
     Ok(out)
 }
 
+/// Writes `key.pem` and `cert.pem` into `dir`: a self-signed ECDSA P-256 certificate for
+/// `common_name` with the subject alternative names `san` (`IP:127.0.0.1,DNS:localhost`),
+/// valid two days, made by the `openssl` command (an implementation independent of ours).
+pub fn self_signed(dir: &std::path::Path, common_name: &str, san: &str) -> anyhow::Result<()> {
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", &format!("/CN={common_name}")])
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem")))?;
+    Ok(())
+}
+
 /// Polls `check` until it holds or `deadline` passes; returns whether it held. The one place
 /// tests wait: on a condition, with a deadline, never on a guessed duration.
 pub fn wait_until(deadline: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::{run, wait_until};
+use crate::{run, self_signed, wait_until};
 
 /// A running registry.
 #[derive(Debug)]
@@ -27,26 +27,7 @@ impl Registry {
         let dir = tempfile::tempdir()?;
         let root = dir.path();
         std::fs::create_dir_all(root.join("certs.d"))?;
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=cnpg-rs test registry",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            ])
-            .arg("-keyout")
-            .arg(root.join("key.pem"))
-            .arg("-out")
-            .arg(root.join("cert.pem")))?;
+        self_signed(root, "cnpg-rs test registry", "IP:127.0.0.1,DNS:localhost")?;
         // skopeo reads a CA from a directory, as ca.crt.
         std::fs::copy(root.join("cert.pem"), root.join("certs.d/ca.crt"))?;
         let (user, password) = ("cnpg-rs-robot".to_owned(), "correct horse battery staple".to_owned());

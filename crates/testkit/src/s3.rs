@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::{cache_dir, run, wait_until};
+use crate::{cache_dir, run, self_signed, wait_until};
 
 /// A running server and the credentials it accepts.
 #[derive(Debug)]
@@ -52,22 +52,7 @@ impl S3Server {
         );
         let dir = tempfile::tempdir()?;
         let root = dir.path();
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-            ])
-            .args(["-days", "2", "-subj", "/CN=cnpg-rs test S3"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(root.join("key.pem"))
-            .arg("-out")
-            .arg(root.join("cert.pem")))?;
+        self_signed(root, "cnpg-rs test S3", "IP:127.0.0.1")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(root.join("s3.log"))?;
         let child = Command::new(&server)
