@@ -14,6 +14,8 @@
 //! (Learned by running Debian's `barman-cli-cloud` 3.4 against an S3 server and listing
 //! what it wrote.)
 
+pub mod info;
+
 use std::fmt;
 
 /// A destination or a file name could not be used.
