@@ -13,6 +13,9 @@
 # Every input may allocate at most 512 MiB at once and 2 GiB in all; a crash, an
 # out-of-memory or a hang is saved under $CNPG_RS_CACHE/fuzz-artifacts/<target>/ and fails
 # the run, naming the file and how to replay it.
+# The bench takes hours on two cores, so it resumes: a target that finished its bench clean is
+# recorded in $CNPG_RS_CACHE/fuzz-bench/<target> with the SHA-256 of its binary, and a later
+# --bench reuses that result while the binary is byte-identical (and runs it again otherwise).
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -23,7 +26,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --seconds) SECONDS_PER_TARGET=${2:?--seconds needs a number}; shift 2 ;;
         --bench) BENCH=true; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) TARGETS+=("$1"); shift ;;
     esac
@@ -35,6 +38,7 @@ FUZZ_TARGET_DIR=$CACHE/fuzz-target
 CORPUS=$CACHE/fuzz-corpus
 ARTIFACTS=$CACHE/fuzz-artifacts
 LOGS=$CACHE/fuzz-logs
+RESULTS=$CACHE/fuzz-bench
 BIN=$FUZZ_TARGET_DIR/$RELEASE_TARGET/release
 
 mapfile -t ALL < <(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^cnpg-fuzz$')
@@ -97,7 +101,7 @@ machine_seeds() {
 }
 
 rm -rf "$ARTIFACTS" "$LOGS"
-mkdir -p "$ARTIFACTS" "$LOGS"
+mkdir -p "$ARTIFACTS" "$LOGS" "$RESULTS"
 for t in "${TARGETS[@]}"; do
     mkdir -p "$CORPUS/$t" "$ARTIFACTS/$t"
     cp fuzz/corpus/"$t"/* "$CORPUS/$t/" 2>/dev/null || true
@@ -105,16 +109,32 @@ for t in "${TARGETS[@]}"; do
     machine_seeds "$t" "$CORPUS/$t"
 done
 
+# The executions a clean bench of target $1 recorded with this exact binary, if any.
+recorded() {
+    local t=$1 sum execs
+    $BENCH && [ -f "$RESULTS/$t" ] || return 1
+    read -r sum execs < "$RESULTS/$t" || return 1
+    [ "$sum" = "$(sha256sum "$BIN/$t" | cut -d' ' -f1)" ] || return 1
+    printf '%s\n' "$execs"
+}
+
 run_target() {
     local t=$1
     "$BIN/$t" -max_total_time="$SECONDS_PER_TARGET" -runs="$RUNS_LIMIT" \
         -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$ARTIFACTS/$t/" "$CORPUS/$t" > "$LOGS/$t.log" 2>&1 || true
+    # A clean bench is recorded as soon as it ends, so an interrupted run keeps it.
+    if $BENCH && [ -z "$(ls -A "$ARTIFACTS/$t")" ]; then
+        local execs
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOGS/$t.log" | tail -1)
+        [ -n "$execs" ] && printf '%s %s\n' "$(sha256sum "$BIN/$t" | cut -d' ' -f1)" "$execs" > "$RESULTS/$t"
+    fi
 }
 
 jobs_max=$(nproc)
 log "fuzzing ${#TARGETS[@]} targets, $jobs_max at a time, $($BENCH && echo "10M runs or ")${SECONDS_PER_TARGET}s each"
 for t in "${TARGETS[@]}"; do
+    recorded "$t" >/dev/null && continue
     while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
     run_target "$t" &
 done
@@ -122,6 +142,11 @@ wait
 
 total=0 crashes=0 ooms=0 failed=()
 for t in "${TARGETS[@]}"; do
+    if execs=$(recorded "$t") && [ ! -f "$LOGS/$t.log" ]; then
+        printf '  %-22s execs=%-10s crashes=0 ooms=0 (recorded by an earlier --bench of this binary)\n' "$t" "$execs" >&2
+        total=$((total + execs))
+        continue
+    fi
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOGS/$t.log" | tail -1)
     c=$(find "$ARTIFACTS/$t" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
     o=$(find "$ARTIFACTS/$t" -type f -name 'oom-*' | wc -l)

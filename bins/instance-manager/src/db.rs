@@ -330,14 +330,29 @@ impl Db {
 
     /// The exporter's role: logs in by peer authentication only (no password), reads
     /// statistics through pg_monitor, owns nothing.
-    pub async fn ensure_metrics_exporter(&self, role: &str) -> Result<(), Error> {
-        if !self.role_exists(role).await? {
-            let role = escape_identifier(role);
-            self.execute(&format!(
-                "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL"
-            ))
-            .await?;
-            self.execute(&format!("GRANT pg_monitor TO {role}")).await?;
+    pub async fn ensure_metrics_exporter(&self, role: &str, connection_limit: i32) -> Result<(), Error> {
+        let current: Option<i32> = self
+            .client
+            .query_opt("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(query("look up a role"))?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(query("read a role's connection limit"))?;
+        let escaped = escape_identifier(role);
+        match current {
+            None => {
+                self.execute(&format!(
+                    "CREATE ROLE {escaped} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {connection_limit} PASSWORD NULL"
+                ))
+                .await?;
+                self.execute(&format!("GRANT pg_monitor TO {escaped}")).await?;
+            }
+            Some(limit) if limit != connection_limit => {
+                self.execute(&format!("ALTER ROLE {escaped} CONNECTION LIMIT {connection_limit}"))
+                    .await?;
+            }
+            Some(_) => {}
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod join;
+pub mod listener;
 pub mod metrics;
 pub mod postmaster;
 pub mod run;

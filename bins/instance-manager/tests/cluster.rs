@@ -768,3 +768,174 @@ fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_
         assert!(!logs.contains(secret.as_str()), "a password is in the logs");
     }
 }
+
+/// Descriptors the process `pid` holds open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+fn neither_a_database_role_nor_anyone_on_the_network_can_stop_or_exhaust_the_manager() {
+    let mut spec = cluster_spec();
+    spec["instances"] = json!(1);
+    let h = Harness::new(spec, manager());
+    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
+    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 22], 5432))).unwrap();
+    let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 21));
+    node.init();
+    node.start(&rw);
+    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    assert!(wait_until(DEADLINE, || h.app_sql(&node, "SELECT 1").is_ok()));
+    let manager_pid = node.run.as_ref().unwrap().id();
+    let started = peer_sql(&node, "SELECT pg_postmaster_start_time()").unwrap();
+
+    // 1. The application role stores a pre-hashed SCRAM verifier of its choosing, as any role
+    //    may for itself. Counts beyond i32 aborted the manager (and PostgreSQL with it) on
+    //    every pass; 0 failed every pass; i32::MAX stalled it for minutes. Each is now a
+    //    verifier that does not match the Secret: replaced, and the app logs in again.
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let resets = |node: &Node| node.log().matches("password set from the application Secret").count();
+    for iterations in ["4294967297", "0", "2147483647"] {
+        let before = resets(&node);
+        let planted = format!("SCRAM-SHA-256${iterations}:c2FsdHNhbHRzYWx0c2FsdA==${key}:{key}");
+        if iterations == "2147483647" {
+            // PostgreSQL itself runs the count once on ALTER ROLE (checking the verifier is
+            // not of an empty password), which takes the role's own session minutes at this
+            // count; the result is the same stored verifier, planted here directly.
+            peer_sql(
+                &node,
+                &format!("UPDATE pg_authid SET rolpassword = '{planted}' WHERE rolname = 'app'"),
+            )
+            .unwrap();
+        } else {
+            // PostgreSQL reads the count into an int: 2^32 + 1 costs it one iteration.
+            h.app_sql(&node, &format!("ALTER ROLE app PASSWORD '{planted}'"))
+                .unwrap();
+        }
+        assert!(
+            wait_until(DEADLINE, || resets(&node) > before
+                && h.app_sql(&node, "SELECT current_user").as_deref() == Ok("app")),
+            "{iterations}: the app's password was not reset:\n{}",
+            node.log()
+        );
+        let stored = peer_sql(&node, "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'").unwrap();
+        assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+        assert!(
+            node.run.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "{iterations}: the instance manager exited:\n{}",
+            node.log()
+        );
+    }
+    assert_eq!(
+        peer_sql(&node, "SELECT pg_postmaster_start_time()").unwrap(),
+        started,
+        "PostgreSQL never restarted"
+    );
+
+    // 2. 200 concurrent scrapes share collections: the exporter's role never holds more
+    //    than its connection limit, and every scrape is answered.
+    assert_eq!(
+        peer_sql(
+            &node,
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'cnpg_metrics_exporter'"
+        )
+        .as_deref(),
+        Ok("4")
+    );
+    let collections = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("cnpg_collector_collections_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = collections(&node.metrics());
+    let storm = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let storm = std::sync::Arc::clone(&storm);
+        let socket = node.root.join("controller/run");
+        let ids = node.ids;
+        std::thread::spawn(move || {
+            let mut most = 0u32;
+            while storm.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = as_user(&bin_dir(MAJOR).unwrap().join("psql"), ids)
+                    .args(["-X", "-A", "-t", "-U", "postgres", "-d", "postgres", "-h"])
+                    .arg(&socket)
+                    .args([
+                        "-c",
+                        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'cnpg_metrics_exporter'",
+                    ])
+                    .output()
+                    .unwrap();
+                if let Ok(n) = String::from_utf8_lossy(&out.stdout).trim().parse::<u32>() {
+                    most = most.max(n);
+                }
+            }
+            most
+        })
+    };
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(200));
+    let scrapes: Vec<_> = (0..200)
+        .map(|_| {
+            let gate = std::sync::Arc::clone(&gate);
+            let address = SocketAddr::from((node.address, 9187));
+            std::thread::spawn(move || {
+                use std::io::{Read as _, Write as _};
+                gate.wait();
+                let mut tcp = std::net::TcpStream::connect(address).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: pg-1\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut answer = String::new();
+                tcp.read_to_string(&mut answer).unwrap();
+                answer
+            })
+        })
+        .collect();
+    for scrape in scrapes {
+        let answer = scrape.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains("\ncnpg_collector_up 1\n"),
+            "{answer:.300}"
+        );
+    }
+    storm.store(false, std::sync::atomic::Ordering::Relaxed);
+    let most = sampler.join().unwrap();
+    assert!(most <= 4, "the exporter held {most} connections at once");
+    let ran = collections(&node.metrics()) - before;
+    assert!(ran < 100.0, "200 concurrent scrapes ran {ran} collections");
+
+    // 3. A thousand idle TCP connections to 8000 (no TLS handshake, nothing sent): the
+    //    operator's request is still served meanwhile, the manager holds a bounded number of
+    //    descriptors, and every idle connection is dropped by the handshake deadline.
+    let baseline = open_descriptors(manager_pid);
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(node.status_address()).unwrap())
+        .collect();
+    let status = h.status(&node).expect("the operator's request is served");
+    assert!(status.is_primary);
+    let bound = baseline + 256 + 32 + 16;
+    assert!(
+        wait_until(Duration::from_secs(5), || open_descriptors(manager_pid) <= bound),
+        "the manager holds {} descriptors (was {baseline})",
+        open_descriptors(manager_pid)
+    );
+    for tcp in &idle {
+        tcp.set_nonblocking(true).unwrap();
+    }
+    let closed = |tcp: &std::net::TcpStream| {
+        let mut byte = [0u8; 1];
+        match std::io::Read::read(&mut &*tcp, &mut byte) {
+            Ok(0) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    };
+    assert!(
+        wait_until(Duration::from_secs(40), || idle.iter().all(closed)),
+        "{} idle connections still open",
+        idle.iter().filter(|t| !closed(t)).count()
+    );
+    assert!(h.status(&node).unwrap().is_primary);
+    assert!(node.run.as_mut().unwrap().try_wait().unwrap().is_none());
+}

@@ -4,6 +4,18 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Whether `hex` is a SHA-256 as we write it: 64 lowercase hexadecimal digits. Every digest
+/// read from a file, an index or a registry is checked with this before it becomes part of a
+/// path or a URL.
+pub fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `digest` is an OCI `sha256:<64 lowercase hex>` digest.
+pub fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(is_sha256_hex)
+}
+
 /// `sha256` of `data`, lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(data))
@@ -77,5 +89,24 @@ mod tests {
         let (bytes, hex, len) = w.finish();
         assert_eq!((bytes.as_slice(), len), (&b"abc"[..], 3));
         assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn only_a_plain_sha256_is_a_digest() {
+        let good = sha256_hex(b"x");
+        assert!(is_sha256_hex(&good));
+        assert!(is_sha256_digest(&format!("sha256:{good}")));
+        for bad in [
+            "../../victim.txt".to_owned(),
+            good.to_ascii_uppercase(),
+            format!("{good}0"),
+            good.chars().take(63).collect(),
+            format!("../{}", good.chars().skip(3).collect::<String>()),
+            String::new(),
+        ] {
+            assert!(!is_sha256_hex(&bad), "{bad}");
+            assert!(!is_sha256_digest(&format!("sha256:{bad}")), "{bad}");
+        }
+        assert!(!is_sha256_digest(&good), "the algorithm is part of a digest");
     }
 }

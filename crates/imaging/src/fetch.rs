@@ -27,12 +27,14 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    #[error("{what} from {url} is larger than the {limit} bytes its index announces")]
+    #[error("{what} from {url} is larger than the {limit} bytes allowed for it")]
     TooLarge { what: String, url: String, limit: u64 },
     #[error("failed to use the download cache at {}", .0.display())]
     Cache(PathBuf, #[source] std::io::Error),
     #[error("failed to set up the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("{what}: `{digest}` is not a SHA-256 (64 lowercase hexadecimal digits)")]
+    BadDigest { what: String, digest: String },
 }
 
 impl Error {
@@ -81,9 +83,10 @@ impl Fetcher {
             .with_max_times(3)
     }
 
-    /// Fetches `url` into memory (small, signed metadata such as InRelease).
-    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, Error> {
-        (|| self.fetch_once(url, u64::MAX, "metadata"))
+    /// Fetches `url` into memory (small, signed metadata such as InRelease), refusing more
+    /// than `limit` bytes as soon as they arrive.
+    pub async fn fetch(&self, url: &str, limit: u64, what: &str) -> Result<Vec<u8>, Error> {
+        (|| self.fetch_once(url, limit, what))
             .retry(Self::retry_policy())
             .when(Error::is_transient)
             .await
@@ -91,10 +94,19 @@ impl Fetcher {
 
     async fn fetch_once(&self, url: &str, limit: u64, what: &str) -> Result<Vec<u8>, Error> {
         if let Some(path) = url.strip_prefix("file://") {
-            return tokio::fs::read(path).await.map_err(|source| Error::File {
+            let file_error = |source| Error::File {
                 url: url.to_owned(),
                 source,
-            });
+            };
+            let len = tokio::fs::metadata(path).await.map_err(file_error)?.len();
+            if len > limit {
+                return Err(Error::TooLarge {
+                    what: what.to_owned(),
+                    url: url.to_owned(),
+                    limit,
+                });
+            }
+            return tokio::fs::read(path).await.map_err(file_error);
         }
         let response = self.client.get(url).send().await.map_err(|source| Error::Http {
             url: url.to_owned(),
@@ -140,6 +152,13 @@ impl Fetcher {
         size: Option<u64>,
         what: &str,
     ) -> Result<PathBuf, Error> {
+        // The digest names a file in the cache: nothing but hex may reach the path.
+        if !crate::digest::is_sha256_hex(sha256) {
+            return Err(Error::BadDigest {
+                what: what.to_owned(),
+                digest: sha256.to_owned(),
+            });
+        }
         let path = self.cache_path(sha256);
         if path.is_file() {
             let cached = path.clone();
@@ -180,4 +199,27 @@ impl Fetcher {
 /// Joins a base URI and a relative path with exactly one slash.
 pub fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_digest_that_is_not_hex_never_reaches_a_path() {
+        // A cached copy whose hash is wrong is deleted; with a path for a digest, the file
+        // deleted would be any file the process can write.
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        let fetcher = Fetcher::new(&dir.path().join("cache")).unwrap();
+        let url = format!("file://{}", victim.display());
+        let err = fetcher
+            .fetch_verified(&url, "../../victim.txt", None, "a package")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::BadDigest { .. }), "{err}");
+        assert!(err.to_string().contains("is not a SHA-256"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    }
 }

@@ -141,6 +141,18 @@ impl Lock {
                 format!("lock_version {} is not {LOCK_VERSION}", lock.lock_version),
             ));
         }
+        // Digests become cache paths: a lock is outside input like any other file.
+        let bad = lock
+            .packages()
+            .map(|p| (&p.name, &p.sha256))
+            .chain(lock.binaries.iter().map(|b| (&b.name, &b.sha256)))
+            .find(|(_, sha256)| !crate::digest::is_sha256_hex(sha256));
+        if let Some((name, sha256)) = bad {
+            return Err(Error::Parse(
+                path.to_owned(),
+                format!("{name}: sha256 `{sha256}` is not 64 lowercase hexadecimal digits"),
+            ));
+        }
         Ok(lock)
     }
 

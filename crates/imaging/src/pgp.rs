@@ -20,6 +20,9 @@ pub use cert::Cert;
 use cert::parse_certs;
 use signature::{SIG_TEXT, Signature};
 
+/// The most signatures a cleartext message may carry (Debian's suites have two).
+pub const MAX_SIGNATURES: usize = 16;
+
 /// Verifying a signature or reading a key failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -99,9 +102,18 @@ impl Keyring {
     pub fn verify_cleartext(&self, message: &str, now: u64) -> Result<Verified, Error> {
         let parts = cleartext::split(message)?;
         let block = armor::decode_one(parts.armored_signature, "SIGNATURE")?;
+        let packets = packet::packets(&block)?;
+        if packets.len() > MAX_SIGNATURES {
+            return Err(Error::Malformed(format!(
+                "{} packets in the signature block: more than {MAX_SIGNATURES} signatures",
+                packets.len()
+            )));
+        }
         let mut good = None;
         let mut ignored = Vec::new();
-        for packet in packet::packets(&block)? {
+        // The signed text hashed once per hash algorithm, whatever the number of signatures.
+        let mut text_hashed = signature::TextHashes::new(parts.signed.as_slice());
+        for packet in packets {
             if packet.tag != packet::TAG_SIGNATURE {
                 return Err(Error::Malformed(format!(
                     "a packet of type {} in the signature block",
@@ -111,7 +123,7 @@ impl Keyring {
             // A signature we cannot read is refused outright, whoever made it: gpgv 2.2 loses
             // the whole block over some of them.
             let sig = Signature::parse(packet.body)?;
-            match self.check(&sig, &parts, now) {
+            match self.check(&sig, &parts, &mut text_hashed, now) {
                 Ok(verified) => {
                     good.get_or_insert(verified);
                 }
@@ -137,7 +149,13 @@ impl Keyring {
 
     /// Checks one signature over the signed text: returns the signer's primary fingerprint
     /// and the signature time, or why it does not count.
-    fn check(&self, sig: &Signature, parts: &cleartext::Cleartext<'_>, now: u64) -> Result<(String, u64), String> {
+    fn check(
+        &self,
+        sig: &Signature,
+        parts: &cleartext::Cleartext<'_>,
+        text_hashed: &mut signature::TextHashes<'_>,
+        now: u64,
+    ) -> Result<(String, u64), String> {
         let issuer = sig
             .issuer_fingerprint
             .as_deref()
@@ -200,7 +218,8 @@ impl Keyring {
                 why.push(format!("signature by {issuer}: the key is expired or not yet valid"));
                 continue;
             }
-            match sig.verify(&key.key, &[&parts.signed]) {
+            let hashed = text_hashed.get(sig.hash_algo).map_err(|e| e.to_string())?;
+            match sig.verify_hashed(&key.key, hashed) {
                 Ok(()) => return Ok((key.primary.clone(), created)),
                 Err(e) => why.push(format!("signature by {issuer}: {e}")),
             }

@@ -61,6 +61,10 @@ pub struct ImageRun {
     pub repository: String,
     pub digest: String,
     pub previous_digest: Option<String>,
+    /// The digest the registry's moving tag pointed at when it was not the one our last
+    /// catalog recorded (someone else pushed there); the tag now points at ours again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_registry_digest: Option<String>,
     pub changed: bool,
     pub tags: Vec<String>,
     pub bytes_uploaded: u64,
@@ -125,6 +129,17 @@ fn catalog_entry(
         })
 }
 
+/// The digest the catalog `catalog` of `previous` pins for `major`.
+fn recorded_digest(previous: &[ClusterImageCatalog], catalog: &str, major: u32) -> Option<String> {
+    previous
+        .iter()
+        .filter(|c| c.metadata.name == catalog)
+        .flat_map(|c| c.spec.images.iter())
+        .find(|e| e.major == major)
+        .and_then(|e| e.digest())
+        .map(str::to_owned)
+}
+
 /// Runs the whole daily job.
 pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
     let pusher = &options.pusher;
@@ -146,6 +161,8 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         by_image.entry(lock.image.clone()).or_default().push(lock);
     }
     let mut to_build = Vec::new();
+    // Image → (what the registry's tag held, what our catalog recorded), where they differ.
+    let mut unexpected_digests: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut previous_locks: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
     for (name, locks) in &by_image {
         let Some(lock) = locks.first() else { continue };
@@ -160,14 +177,41 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
             .await
             .map_err(fail)?;
         let key = pipeline::build_key(&options.build.tool, locks);
-        let same = match &current {
-            Some(digest) => pusher
+        // What our own last catalog pinned for this image, if it is an operand. The registry
+        // is not trusted to say what we published: an image planted at the moving tag, with
+        // our build key copied into its annotations, must not pass for ours.
+        let recorded = lock.major.and_then(|major| {
+            let flavor = name.rsplit_once('-').map_or("", |(_, f)| f);
+            let catalog = format!("postgresql-{flavor}-{}", lock.os_release.version_codename);
+            recorded_digest(&previous_catalogs, &catalog, major)
+        });
+        let unexpected = match (&current, &recorded) {
+            (Some(found), Some(ours)) if found != ours => {
+                tracing::warn!(image = %name, registry = %found, catalog = %ours, "the registry's tag points at an image our last catalog did not record: building over it");
+                Some(found.clone())
+            }
+            _ => None,
+        };
+        // The image to compare with: ours when we recorded one, else whatever the tag holds.
+        let current = match (unexpected, &recorded) {
+            (Some(found), Some(ours)) => {
+                unexpected_digests.insert(name.clone(), (found, ours.clone()));
+                recorded.clone()
+            }
+            _ => current,
+        };
+        let same = match (&current, &recorded) {
+            // Ours, and the tag still points at it: unchanged if built from the same locks.
+            (Some(digest), Some(_)) if !unexpected_digests.contains_key(name) => pusher
                 .manifest(&repo, digest, &[MEDIA_INDEX])
                 .await
                 .map_err(fail)?
                 .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
                 .is_some_and(|index| index.annotations.get(ANNOTATION_BUILD_KEY) == Some(&key)),
-            None => false,
+            // Not an operand we recorded (the operator, the pooler, the rebuilder, or a first
+            // run): built again, which costs little since the same locks give the same digest
+            // and an image the registry already holds is not pushed again.
+            _ => false,
         };
         // Before anything is built or pushed: no package may go back in version.
         if let (false, Some(digest)) = (same, &current) {
@@ -201,6 +245,7 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
                     repository: pusher.name(&repo),
                     digest: digest.clone(),
                     previous_digest: Some(digest),
+                    unexpected_registry_digest: None,
                     changed: false,
                     tags: Vec::new(),
                     bytes_uploaded: 0,
@@ -237,10 +282,15 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
         let counters = Counters::default();
         let digest = image.index.descriptor.digest.clone();
         let tags = moving_tags(&image.tag);
-        let previous = pusher
-            .digest(&repo, tags.last().map_or("latest", String::as_str))
-            .await
-            .map_err(fail)?;
+        let unexpected = unexpected_digests.remove(&image.name);
+        // What this image replaces: our recorded one where someone else took the tag.
+        let previous = match &unexpected {
+            Some((_, ours)) => Some(ours.clone()),
+            None => pusher
+                .digest(&repo, tags.last().map_or("latest", String::as_str))
+                .await
+                .map_err(fail)?,
+        };
 
         // Blobs and manifests, unless the registry already has this exact image.
         if pusher.digest(&repo, &digest).await.map_err(fail)?.is_none() {
@@ -348,6 +398,7 @@ pub async fn rebuild(options: &PublishOptions) -> Result<RunReport, Error> {
             repository: pusher.name(&repo),
             digest,
             previous_digest: previous,
+            unexpected_registry_digest: unexpected.map(|(found, _)| found),
             changed,
             tags: pushed_tags,
             bytes_uploaded: counters.bytes_uploaded.load(Ordering::Relaxed),

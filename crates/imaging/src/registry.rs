@@ -36,6 +36,8 @@ pub enum Error {
     },
     #[error("{0}: not valid JSON from the registry")]
     Json(String, #[source] serde_json::Error),
+    #[error("`{0}` is not a sha256 digest: refused before it reaches a URL")]
+    BadDigest(String),
 }
 
 /// A password: its `Debug` never shows it.
@@ -288,6 +290,9 @@ impl Pusher {
         tag_or_digest: &str,
         media: &[&str],
     ) -> Result<Option<Vec<u8>>, Error> {
+        if tag_or_digest.contains(':') && !crate::digest::is_sha256_digest(tag_or_digest) {
+            return Err(Error::BadDigest(tag_or_digest.to_owned()));
+        }
         let reference = self.reference(repository, tag_or_digest);
         let result = (|| self.client.pull_manifest_raw(&reference, &self.auth, media))
             .retry(policy())
@@ -307,6 +312,9 @@ impl Pusher {
 
     /// A blob's bytes (verified against its digest by the client).
     pub async fn blob(&self, repository: &str, digest: &str) -> Result<Vec<u8>, Error> {
+        if !crate::digest::is_sha256_digest(digest) {
+            return Err(Error::BadDigest(digest.to_owned()));
+        }
         let reference = self.reference(repository, digest);
         let mut out = Vec::new();
         self.client

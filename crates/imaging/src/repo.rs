@@ -13,6 +13,9 @@ use crate::spec::SourceSpec;
 /// The largest index we accept once decompressed (sid's is about 70 MB).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
 
+/// The largest InRelease we read, as apt (Debian's are under 200 kB).
+pub const MAX_INRELEASE_BYTES: u64 = 10 * 1024 * 1024;
+
 /// Loading a source's metadata failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,17 +64,15 @@ pub async fn load(
     allow_expired: bool,
 ) -> Result<SourceIndex, Error> {
     let url = join(uri, &format!("dists/{}/InRelease", source.suite));
-    let raw = fetcher.fetch(&url).await?;
-    let text = String::from_utf8(raw.clone()).map_err(|_| Error::Release {
+    let raw = fetcher.fetch(&url, MAX_INRELEASE_BYTES, "InRelease").await?;
+    let text = std::str::from_utf8(&raw).map_err(|_| Error::Release {
         url: url.clone(),
         problem: "not UTF-8 text".into(),
     })?;
-    let verified = keyring
-        .verify_cleartext(&text, now)
-        .map_err(|source| Error::Signature {
-            url: url.clone(),
-            source,
-        })?;
+    let verified = keyring.verify_cleartext(text, now).map_err(|source| Error::Signature {
+        url: url.clone(),
+        source,
+    })?;
     let release = Release::parse(&verified.text).map_err(|source| Error::Parse {
         url: url.clone(),
         source,

@@ -277,3 +277,56 @@ fn a_keyring_holding_a_key_twice_or_a_malformed_signature_is_refused() {
     let err = Keyring::read(&broken, u64::from(f.now)).unwrap_err().to_string();
     assert!(err.contains("truncated"), "{err}");
 }
+
+/// A v4 signature body (Ed25519, SHA-256) whose unhashed area holds `unhashed` as it is.
+fn signature_body(unhashed: &[u8]) -> Vec<u8> {
+    let mut body = vec![4, SIG_TEXT, 22, SHA256, 0, 0];
+    body.extend(u16::try_from(unhashed.len()).unwrap().to_be_bytes());
+    body.extend(unhashed);
+    // The digest prefix, then r and s as one-bit MPIs.
+    body.extend([0, 0, 0, 1, 1, 0, 1, 1]);
+    body
+}
+
+/// An embedded-signature subpacket (type 32) around `inner`, with a five-octet length.
+fn embedded(inner: &[u8]) -> Vec<u8> {
+    let mut sub = vec![255];
+    sub.extend(u32::try_from(inner.len() + 1).unwrap().to_be_bytes());
+    sub.push(32);
+    sub.extend(inner);
+    sub
+}
+
+#[test]
+fn embedded_signatures_nest_one_level_only() {
+    // Found by review: every embedded signature was parsed recursively, and about 3,000 nested
+    // levels overflowed a 2 MiB thread stack before any check. Now anything below the first
+    // level is refused at once, however deep it goes (this test runs on a 2 MiB stack).
+    let f = Fixture::new();
+    for depth in [2, 2_900] {
+        let mut body = signature_body(&[]);
+        for _ in 0..depth {
+            body = signature_body(&embedded(&body));
+        }
+        let mut packets = f.good_sig();
+        packets.extend(openpgp::packet(2, &body));
+        f.refused(
+            &openpgp::cleartext(TEXT, "SHA256", &packets),
+            "an embedded signature inside an embedded signature",
+        );
+    }
+}
+
+#[test]
+fn a_signature_block_holds_at_most_sixteen_signatures() {
+    // Each signature naming a pinned key is checked over the whole text; a block of thousands
+    // would multiply the work. Debian signs with two keys; sixteen is plenty.
+    let f = Fixture::new();
+    let mut packets = Vec::new();
+    for _ in 0..16 {
+        packets.extend(f.good_sig());
+    }
+    assert_eq!(f.verify(&openpgp::cleartext(TEXT, "SHA256", &packets)).unwrap(), TEXT);
+    packets.extend(f.good_sig());
+    f.refused(&openpgp::cleartext(TEXT, "SHA256", &packets), "more than 16 signatures");
+}

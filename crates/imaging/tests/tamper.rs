@@ -91,18 +91,21 @@ impl Stage {
         self.rebuild_with(self.options()).await
     }
 
-    async fn rebuild_with(&self, build: Options) -> Result<RunReport, cnpg_imaging::publish::Error> {
-        let pusher = Pusher::new(
+    fn pusher(&self) -> Pusher {
+        Pusher::new(
             format!("{}/cnpg", self.registry.host()).parse().unwrap(),
             Some(Credentials {
                 username: self.registry.user.clone(),
                 password: Password::new(self.registry.password.clone()),
             }),
             Some(std::fs::read(self.registry.ca_file()).unwrap()),
-        );
+        )
+    }
+
+    async fn rebuild_with(&self, build: Options) -> Result<RunReport, cnpg_imaging::publish::Error> {
         rebuild(&PublishOptions {
             build,
-            pusher,
+            pusher: self.pusher(),
             catalog_out: self.catalog(),
             publisher: "cnpg-rs-tests".into(),
         })
@@ -302,4 +305,113 @@ async fn a_registry_serving_a_blob_that_does_not_match_its_digest() {
     stage.repo.add(operand(99, "99.1-3")).unwrap();
     stage.repo.publish(SUITE, now() - 1800, 86_400, None).unwrap();
     stage.refused(&["postgresql-99-minimal", "igest"], true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inrelease_larger_than_apt_reads() {
+    let stage = Stage::new().await;
+    // A mirror answering with an endless InRelease: refused at apt's 10 MB, before parsing.
+    let inrelease = stage.dists().join("InRelease");
+    let mut huge = std::fs::read(&inrelease).unwrap();
+    huge.resize(
+        usize::try_from(cnpg_imaging::repo::MAX_INRELEASE_BYTES).unwrap() + 1,
+        b'\n',
+    );
+    std::fs::write(&inrelease, huge).unwrap();
+    stage
+        .refused(&["InRelease", "larger than the 10485760 bytes"], false)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_whose_digest_is_a_path() {
+    let stage = Stage::new().await;
+    // A lock handed to `build --locks` names a file outside the cache as a package's digest;
+    // a corrupt cached copy is deleted and fetched again, so the file would be deleted.
+    let victim = stage.work.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let evil = stage.work.path().join("evil-locks");
+    copy_dir(&stage.work.path().join("locks"), &evil);
+    let mut planted = 0;
+    for entry in std::fs::read_dir(&evil).unwrap() {
+        let path = entry.unwrap().path();
+        let mut lock: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        lock["layers"][0]["packages"][0]["sha256"] = "../../victim.txt".into();
+        std::fs::write(&path, serde_json::to_vec(&lock).unwrap()).unwrap();
+        planted += 1;
+    }
+    assert!(planted > 0);
+    let mut options = stage.options();
+    options.locks_from = Some(evil);
+    options.locks_to = None;
+    let out = stage.work.path().join("oci");
+    let err = build(&options, &Target::Oci(out.clone()))
+        .await
+        .expect_err("build must fail");
+    let message = error_chain(&err);
+    assert!(
+        message.contains("../../victim.txt") && message.contains("not 64 lowercase hexadecimal digits"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(!out.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_planted_at_the_moving_tag_with_our_build_key_is_built_over() {
+    use cnpg_imaging::oci::{Blob, Index, MEDIA_INDEX};
+
+    let stage = Stage::new().await;
+    let published = stage.rebuild().await.expect("the update is published");
+    let ours = published
+        .images
+        .iter()
+        .find(|i| i.image == "postgresql-99-minimal")
+        .unwrap()
+        .clone();
+    // Someone who can push copies our image index with our build key, changes an annotation,
+    // and moves the moving tags (all but the dated one, pushed last) to it.
+    let pusher = stage.pusher();
+    let repo = ours.repository.rsplit('/').next().unwrap();
+    let moving = &ours.tags[..ours.tags.len() - 1];
+    assert!(!moving.is_empty(), "{ours:#?}");
+    let bytes = pusher
+        .manifest(repo, &ours.digest, &[MEDIA_INDEX])
+        .await
+        .unwrap()
+        .unwrap();
+    let mut index: Index = serde_json::from_slice(&bytes).unwrap();
+    index.annotations.insert("org.example.planted".into(), "yes".into());
+    let planted = Blob::json(&index, MEDIA_INDEX).unwrap();
+    pusher
+        .put_manifest(repo, &planted.descriptor.digest, &planted)
+        .await
+        .unwrap();
+    for tag in moving {
+        assert!(pusher.tag(repo, tag, &planted).await.unwrap());
+    }
+    let catalog = std::fs::read(stage.catalog()).unwrap();
+
+    // The next run does not take the registry's word: the tags point at our image again.
+    let next = stage.rebuild().await.expect("rebuild over the planted image");
+    let run = next.images.iter().find(|i| i.image == ours.image).unwrap();
+    assert_eq!(
+        run.unexpected_registry_digest.as_deref(),
+        Some(planted.descriptor.digest.as_str()),
+        "{run:#?}"
+    );
+    assert_eq!(run.digest, ours.digest, "the same locks give our same image");
+    assert!(!run.changed && run.blobs_uploaded == 0, "{run:#?}");
+    for tag in moving {
+        assert_eq!(
+            pusher.digest(repo, tag).await.unwrap().as_deref(),
+            Some(ours.digest.as_str()),
+            "tag {tag}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(stage.catalog()).unwrap(),
+        catalog,
+        "the catalog still pins ours"
+    );
 }

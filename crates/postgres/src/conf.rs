@@ -119,6 +119,35 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// One `name = 'value'` line per setting. Checked again here, whatever validation passed: a
+/// name PostgreSQL would read as a directive (`include …`) or that is not a plain identifier,
+/// or a value with a control character, would let the file say more than its settings.
+fn settings_lines(settings: &BTreeMap<String, String>) -> Result<String, FieldError> {
+    let mut body = String::new();
+    for (name, value) in settings {
+        let plain = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        let refusal = if parameters::is_directive(name) {
+            Some(format!("{name} is a configuration file directive, not a parameter"))
+        } else if !plain {
+            Some(format!("{name:?} is not a parameter name"))
+        } else if value.chars().any(char::is_control) {
+            Some("the value holds a line break or another control character".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            return Err(FieldError {
+                path: format!("spec.postgresql.parameters[{name}]"),
+                kind: Kind::Invalid,
+                message,
+            });
+        }
+        body.push_str(&format!("{name} = {}\n", quote(value)));
+    }
+    Ok(body)
+}
+
 /// Renders custom.conf and override.conf. User parameters are checked first: a fixed, blocked
 /// or malformed one returns every problem and no text.
 pub fn render(
@@ -204,10 +233,7 @@ pub fn render(
         settings.insert("allow_alter_system".into(), if allowed { "on" } else { "off" }.into());
     }
 
-    let mut body = String::new();
-    for (name, value) in &settings {
-        body.push_str(&format!("{name} = {}\n", quote(value)));
-    }
+    let body = settings_lines(&settings).map_err(|e| vec![e])?;
     let digest = hash(MessageDigest::sha256(), body.as_bytes())
         .map(|d| hex(&d))
         .unwrap_or_default();
@@ -269,4 +295,35 @@ pub fn slot_name(prefix: &str, instance: &str) -> String {
         })
         .collect();
     format!("{prefix}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_refuses_directives_and_smuggled_lines_whatever_validation_said() {
+        let one = |name: &str, value: &str| {
+            settings_lines(&BTreeMap::from([
+                ("work_mem".to_owned(), "8MB".to_owned()),
+                (name.to_owned(), value.to_owned()),
+            ]))
+        };
+        assert_eq!(
+            one("search_path", "\"$user\", it's").as_deref(),
+            Ok("search_path = '\"$user\", it''s'\nwork_mem = '8MB'\n")
+        );
+        for (name, value, why) in [
+            ("include", "/x", "directive"),
+            ("Include_Dir", "/x", "directive"),
+            ("include_if_exists", "/x", "directive"),
+            ("a = 1\nb", "1", "not a parameter name"),
+            ("", "1", "not a parameter name"),
+            ("work_mem", "1MB\nport = 1", "control character"),
+        ] {
+            let err = one(name, value).unwrap_err();
+            assert!(err.message.contains(why), "{name:?}: {}", err.message);
+            assert_eq!(err.path, format!("spec.postgresql.parameters[{name}]"));
+        }
+    }
 }

@@ -100,30 +100,64 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// The iteration counts a stored SCRAM verifier may carry for [`matches`] to recompute it: a
+/// role can set its own password to any pre-hashed string, so the count is outside input.
+/// PostgreSQL's default is 4096; beyond 100,000 a recomputation would stall the instance
+/// manager's pass, and the verifier is simply replaced.
+pub const CHECKED_ITERATIONS: std::ops::RangeInclusive<usize> = 1..=100_000;
+
+/// The salt lengths [`matches`] accepts, in bytes (PostgreSQL writes 16).
+pub const CHECKED_SALT_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
+
 /// Whether `stored` (a role's `rolpassword`) is a verifier of `password`: a SCRAM verifier is
 /// recomputed with its own salt and iteration count, an md5 one directly. Lets the instance
 /// manager leave a role alone when its password is already right, with no state of its own.
-pub fn matches(password: &str, user: &str, stored: &str) -> Result<bool, Error> {
-    if stored.starts_with("md5") {
-        return Ok(md5(password, user)? == stored);
+///
+/// `stored` is written by the role itself as often as by us, so anything unusual in it (an
+/// iteration count out of [`CHECKED_ITERATIONS`], a salt out of [`CHECKED_SALT_BYTES`], keys
+/// that are not 32 bytes, a malformed string) is "does not match": the caller replaces it.
+/// Never an error, never a panic, never a computation longer than the largest count allows.
+pub fn matches(password: &str, user: &str, stored: &str) -> bool {
+    if let Some(hex) = stored.strip_prefix("md5") {
+        return hex.len() == 32 && md5(password, user).is_ok_and(|mine| mine == stored);
     }
-    let Some(rest) = stored.strip_prefix("SCRAM-SHA-256$") else {
-        return Ok(false);
-    };
-    let Some((iterations, rest)) = rest.split_once(':') else {
-        return Ok(false);
-    };
-    let Some((salt, _)) = rest.split_once('$') else {
-        return Ok(false);
-    };
-    let (Ok(iterations), Ok(salt)) = (
-        iterations.parse::<usize>(),
-        base64::engine::general_purpose::STANDARD.decode(salt),
-    ) else {
-        return Ok(false);
+    let Some(parameters) = parse_scram(stored) else {
+        return false;
     };
     // The same salt and count give the same verifier: compare the whole string.
-    Ok(scram_with_salt(password, &salt, iterations)? == stored)
+    scram_with_salt(password, &parameters.salt, parameters.iterations).is_ok_and(|mine| mine == stored)
+}
+
+struct ScramParameters {
+    iterations: usize,
+    salt: Vec<u8>,
+}
+
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` with every part in range.
+fn parse_scram(stored: &str) -> Option<ScramParameters> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).ok();
+    // Longest well-formed verifier: 6 digits, 64-byte salt, two 32-byte keys, in base64.
+    if stored.len() > 256 {
+        return None;
+    }
+    let rest = stored.strip_prefix("SCRAM-SHA-256$")?;
+    let (parameters, keys) = rest.split_once('$')?;
+    let (iterations, salt) = parameters.split_once(':')?;
+    let (stored_key, server_key) = keys.split_once(':')?;
+    if !iterations.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let iterations = iterations
+        .parse::<usize>()
+        .ok()
+        .filter(|n| CHECKED_ITERATIONS.contains(n))?;
+    let salt = b64(salt).filter(|s| CHECKED_SALT_BYTES.contains(&s.len()))?;
+    for key in [stored_key, server_key] {
+        if b64(key)?.len() != 32 {
+            return None;
+        }
+    }
+    Some(ScramParameters { iterations, salt })
 }
 
 #[cfg(test)]
@@ -133,13 +167,66 @@ mod tests {
     #[test]
     fn a_verifier_matches_its_password_only() {
         let v = scram("right horse").unwrap();
-        assert!(matches("right horse", "app", &v).unwrap());
-        assert!(!matches("wrong horse", "app", &v).unwrap());
+        assert!(matches("right horse", "app", &v));
+        assert!(!matches("wrong horse", "app", &v));
         let m = md5("pw", "app").unwrap();
-        assert!(matches("pw", "app", &m).unwrap());
-        assert!(!matches("pw", "other", &m).unwrap());
-        assert!(!matches("pw", "app", "SCRAM-SHA-256$garbage").unwrap());
-        assert!(!matches("pw", "app", "").unwrap());
+        assert!(matches("pw", "app", &m));
+        assert!(!matches("pw", "other", &m));
+        assert!(!matches("pw", "app", "SCRAM-SHA-256$garbage"));
+        assert!(!matches("pw", "app", ""));
         assert_eq!(format!("{:?}", Password::new("s3cret".into())), "Password([REDACTED])");
+    }
+
+    /// A verifier a role stored itself, with `iterations` as written and a valid 16-byte salt.
+    fn planted(iterations: &str, salt_bytes: usize, key_bytes: usize) -> String {
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        format!(
+            "SCRAM-SHA-256${iterations}:{}${}:{}",
+            b64(salt_bytes),
+            b64(key_bytes),
+            b64(key_bytes)
+        )
+    }
+
+    #[test]
+    fn a_hostile_stored_verifier_is_a_mismatch_not_a_panic_or_a_stall() {
+        // Each of these, before the bounds, panicked inside OpenSSL (counts beyond i32),
+        // failed the whole pass (0) or ran PBKDF2 for minutes (i32::MAX).
+        for iterations in [
+            "4294967297",
+            "2147483648",
+            "2147483647",
+            "100001",
+            "0",
+            "-1",
+            "+4096",
+            " 4096",
+            "4096 ",
+            "99999999999999999999999",
+        ] {
+            assert!(!matches("pw", "app", &planted(iterations, 16, 32)), "{iterations}");
+        }
+        for (salt, key) in [(0, 32), (7, 32), (65, 32), (16, 31), (16, 33), (16, 0)] {
+            assert!(
+                !matches("pw", "app", &planted("4096", salt, key)),
+                "salt {salt} key {key}"
+            );
+        }
+        for stored in [
+            "md5",
+            "md5zz",
+            "SCRAM-SHA-256$4096:AAAA",
+            "SCRAM-SHA-256$4096:!!!$a:b",
+            &"A".repeat(100_000),
+        ] {
+            assert!(!matches("pw", "app", stored), "{stored:.40}");
+        }
+        // The edges of the range still compare: a verifier made with them matches.
+        for iterations in [*CHECKED_ITERATIONS.start(), *CHECKED_ITERATIONS.end()] {
+            for salt in [*CHECKED_SALT_BYTES.start(), *CHECKED_SALT_BYTES.end()] {
+                let v = scram_with_salt("pw", &vec![1u8; salt], iterations).unwrap();
+                assert!(matches("pw", "app", &v), "{v}");
+            }
+        }
     }
 }

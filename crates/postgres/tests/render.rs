@@ -222,6 +222,19 @@ fn a_preloaded_library_cannot_smuggle_a_setting_in() {
 }
 
 #[test]
+fn include_directives_are_refused_as_parameters() {
+    // PostgreSQL reads `include = '/x'` in custom.conf as a directive: the file it names would
+    // override archive_command, ssl_passphrase_command, allow_alter_system and the rest.
+    for name in ["include", "include_dir", "include_if_exists", "INCLUDE_DIR"] {
+        let spec = spec(json!({"postgresql": {"parameters": {name: "/tmp/evil.conf", "work_mem": "8MB"}}}));
+        let errors = conf::render(&spec, "pg", 18, &Paths::default(), &Role::Primary).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, format!("spec.postgresql.parameters[{name}]"));
+        assert!(errors[0].message.contains("directive"), "{}", errors[0].message);
+    }
+}
+
+#[test]
 fn a_replica_streams_with_its_certificate_and_verifies_the_primary() {
     let upstream = Upstream {
         host: "pg-rw".into(),

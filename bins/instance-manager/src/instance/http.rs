@@ -1,5 +1,6 @@
-//! The status server on port 8000: TLS 1.3 with the cluster's server certificate (re-read
-//! for every connection, so a renewed certificate is served without a restart). Probes and
+//! The status server on port 8000: TLS 1.3 with the cluster's server certificate (a renewed
+//! certificate is served from the next connection on, without a restart), within the
+//! listener limits of `listener.rs`. Probes and
 //! `/pg/status` are open, as the kubelet and the operator need them; `/pg/controldata` and
 //! `/pg/mode/backup` (online backup mode for volume snapshots) require the operator's client
 //! certificate, pinned by the public-key fingerprint the operator published in the Cluster's
@@ -13,9 +14,9 @@ use bytes::Bytes;
 use cnpg_instance_api::{ControlData, InstanceStatus, paths};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
-use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 
 use super::backup::BackupMode;
+use super::listener::{self, LIMITS, Tls};
 use crate::db::Db;
 use crate::layout::Layout;
 use crate::process::Reaper;
@@ -76,59 +77,13 @@ impl Shared {
     }
 }
 
-fn acceptor(layout: &Layout, ask_client_certificate: bool) -> Result<SslAcceptor, openssl::error::ErrorStack> {
-    let certificates = layout.certificates();
-    let mut builder = SslAcceptor::mozilla_modern_v5(SslMethod::tls_server())?;
-    builder.set_certificate_chain_file(certificates.join("server.crt"))?;
-    builder.set_private_key_file(certificates.join("server.key"), SslFiletype::PEM)?;
-    builder.check_private_key()?;
-    if ask_client_certificate {
-        // Ask for a client certificate without requiring one or chaining it to a CA: the
-        // operator's certificate is self-signed and pinned by its key fingerprint per request.
-        builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
-    }
-    Ok(builder.build())
-}
-
-/// The server side of a TLS 1.3 handshake on `tcp` with the cluster's server certificate, read
-/// from disk now (a renewed certificate is served from the next connection on); `None` when
-/// there is no certificate yet or the handshake failed (logged at debug: scanners and probes
-/// that give up are not news).
-pub(crate) async fn tls_accept(
-    layout: &Layout,
-    tcp: tokio::net::TcpStream,
-    ask_client_certificate: bool,
-) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
-    let peer = tcp.peer_addr().ok();
-    let acceptor = match acceptor(layout, ask_client_certificate) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::debug!(error = %e, "no server certificate yet: connection dropped");
-            return None;
-        }
-    };
-    let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
-    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).ok()?;
-    if let Err(e) = std::pin::Pin::new(&mut stream).accept().await {
-        tracing::debug!(?peer, error = %e, "TLS handshake failed");
-        return None;
-    }
-    Some(stream)
-}
-
-/// Accepts connections until the runtime ends.
+/// Accepts connections until the runtime ends, within the listener limits.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
+    let tls = Arc::new(Tls::new(&shared.layout.certificates(), true));
+    listener::run(listener, LIMITS, Some(tls), move |stream| {
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let Some(stream) = tls_accept(&shared.layout, tcp, true).await else {
-                return;
-            };
+        async move {
             let client = stream
-                .ssl()
                 .peer_certificate()
                 .and_then(|c| c.to_pem().ok())
                 .and_then(|pem| String::from_utf8(pem).ok())
@@ -158,11 +113,10 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                     Ok::<_, Infallible>(response)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+            listener::http1(stream, LIMITS, service).await;
+        }
+    })
+    .await;
 }
 
 pub(crate) fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

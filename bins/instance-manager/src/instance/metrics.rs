@@ -15,7 +15,8 @@ use cnpg_postgres::monitoring::{self, Kind, Query, Sample};
 use hyper::{Request, StatusCode};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-use super::http::{reply, tls_accept};
+use super::http::reply;
+use super::listener::{self, LIMITS, Tls};
 use crate::layout::Layout;
 
 /// The role the exporter connects as.
@@ -24,6 +25,10 @@ pub const ROLE: &str = "cnpg_metrics_exporter";
 const STATEMENT_TIMEOUT_MS: u32 = 5000;
 /// How long a whole scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `CONNECTION LIMIT` of the exporter's role. A collection holds at most two connections
+/// (`postgres` and the database it is reading) and only one collection runs at a time; the
+/// rest is room for connections a cancelled collection leaves closing.
+pub const CONNECTION_LIMIT: i32 = 4;
 
 /// The exporter's state across scrapes.
 #[derive(Debug)]
@@ -33,6 +38,8 @@ pub struct Exporter {
     collections: AtomicU64,
     errors: Mutex<BTreeMap<String, (u64, bool)>>,
     fenced: AtomicBool,
+    /// The collection running now: scrapes that arrive meanwhile share its result.
+    flight: Mutex<Option<Arc<tokio::sync::OnceCell<Arc<str>>>>>,
 }
 
 impl Exporter {
@@ -43,6 +50,7 @@ impl Exporter {
             collections: AtomicU64::new(0),
             errors: Mutex::default(),
             fenced: AtomicBool::new(false),
+            flight: Mutex::default(),
         }
     }
 
@@ -69,8 +77,31 @@ impl Exporter {
         entry.1 = failed;
     }
 
-    /// One scrape: the exposition text.
-    pub async fn scrape(&self) -> String {
+    /// One scrape: the exposition text. One collection runs at a time: a scrape that arrives
+    /// while one runs gets its result, so any number of concurrent scrapes costs PostgreSQL one
+    /// collection's connections.
+    pub async fn scrape(&self) -> Arc<str> {
+        let flight = {
+            let mut current = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+            match current.as_ref() {
+                Some(running) if !running.initialized() => Arc::clone(running),
+                _ => {
+                    let fresh = Arc::new(tokio::sync::OnceCell::new());
+                    *current = Some(Arc::clone(&fresh));
+                    fresh
+                }
+            }
+        };
+        // If the scrape running the collection goes away (its client hung up), the next one
+        // waiting takes the collection over.
+        Arc::clone(
+            flight
+                .get_or_init(|| async { Arc::from(self.collect_exposition().await) })
+                .await,
+        )
+    }
+
+    async fn collect_exposition(&self) -> String {
         let start = Instant::now();
         let total = self.collections.fetch_add(1, Ordering::Relaxed) + 1;
         let fenced = self.fenced.load(Ordering::Relaxed);
@@ -125,7 +156,7 @@ impl Exporter {
         samples.push(fencing_on);
         samples.push(Sample {
             name: "cnpg_collector_collections_total".into(),
-            help: "Scrapes served".into(),
+            help: "Collections run against PostgreSQL".into(),
             kind: Kind::Counter,
             labels: Vec::new(),
             #[expect(clippy::cast_precision_loss, reason = "a scrape count stays far below 2^52")]
@@ -178,7 +209,8 @@ impl Exporter {
         }
     }
 
-    /// Runs every applicable query; the server version when PostgreSQL answered.
+    /// Runs every applicable query; the server version when PostgreSQL answered. Queries are
+    /// run database by database, so besides `postgres` at most one other connection is open.
     async fn collect(&self, samples: &mut Vec<Sample>) -> Option<String> {
         let main = self.connect("postgres").await?;
         let facts = main
@@ -194,9 +226,11 @@ impl Exporter {
         let version = row.get(0).unwrap_or_default().to_owned();
         let version_num: u32 = row.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
         let primary = row.get(2) == Some("f");
+        let queries = self.queries();
         let mut databases: Option<Vec<String>> = None;
-        let mut clients: BTreeMap<String, tokio_postgres::Client> = BTreeMap::new();
-        for (name, query) in self.queries().iter() {
+        let mut plan: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        let mut failed: BTreeMap<&str, bool> = BTreeMap::new();
+        for (name, query) in queries.iter() {
             if !query.applies(version_num, primary) {
                 continue;
             }
@@ -210,35 +244,35 @@ impl Exporter {
             } else {
                 query.target_databases.clone()
             };
-            let mut failed = false;
+            failed.insert(name, false);
             for db in targets {
-                if db != "postgres" && !clients.contains_key(&db) {
-                    let Some(client) = self.connect(&db).await else {
-                        failed = true;
-                        continue;
-                    };
-                    clients.insert(db.clone(), client);
-                }
-                let client = if db == "postgres" {
-                    Some(&main)
-                } else {
-                    clients.get(&db)
+                plan.entry(db).or_default().push(name);
+            }
+        }
+        for (db, names) in &plan {
+            let other = if db == "postgres" { None } else { self.connect(db).await };
+            let client = if db == "postgres" { Some(&main) } else { other.as_ref() };
+            for name in names {
+                let (Some(client), Some(query)) = (client, queries.get(*name)) else {
+                    failed.insert(name, true);
+                    continue;
                 };
-                let Some(client) = client else { continue };
                 match run(client, &query.query).await {
                     Ok((columns, rows)) => match monitoring::samples(name, query, &columns, &rows) {
                         Ok(found) => samples.extend(found),
                         Err(e) => {
                             tracing::warn!(query = name, error = e, "monitoring query does not match its metrics");
-                            failed = true;
+                            failed.insert(name, true);
                         }
                     },
                     Err(e) => {
                         tracing::debug!(query = name, error = %e, "monitoring query failed");
-                        failed = true;
+                        failed.insert(name, true);
                     }
                 }
             }
+        }
+        for (name, failed) in failed {
             self.count(name, failed);
         }
         Some(version)
@@ -285,44 +319,29 @@ async fn run(client: &tokio_postgres::Client, sql: &str) -> Result<Rows, tokio_p
 
 /// Serves `/metrics`: over plain HTTP (the exposition holds no secrets), or with `tls` (the
 /// `--metrics-port-tls` of `monitoring.tls.enabled`) over TLS 1.3 with the cluster's server
-/// certificate, as the status server does.
+/// certificate, as the status server does; within the listener limits of `listener.rs`.
 pub async fn serve(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, tls: Option<Layout>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let exporter = Arc::clone(&exporter);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => answer(tcp, exporter).await,
-                Some(layout) => {
-                    if let Some(stream) = tls_accept(&layout, tcp, false).await {
-                        answer(stream, exporter).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// Answers the HTTP requests of one connection.
-async fn answer<S>(io: S, exporter: Arc<Exporter>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+    let tls = tls.map(|layout| Arc::new(Tls::new(&layout.certificates(), false)));
+    listener::run(listener, LIMITS, tls, move |stream| {
         let exporter = Arc::clone(&exporter);
         async move {
-            let response = if request.uri().path() == "/metrics" {
-                reply(StatusCode::OK, "text/plain; version=0.0.4", exporter.scrape().await)
-            } else {
-                reply(StatusCode::NOT_FOUND, "text/plain", "not found\n")
-            };
-            Ok::<_, Infallible>(response)
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let exporter = Arc::clone(&exporter);
+                async move {
+                    let response = if request.uri().path() == "/metrics" {
+                        reply(
+                            StatusCode::OK,
+                            "text/plain; version=0.0.4",
+                            exporter.scrape().await.to_string(),
+                        )
+                    } else {
+                        reply(StatusCode::NOT_FOUND, "text/plain", "not found\n")
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            listener::http1(stream, LIMITS, service).await;
         }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .await;
+    })
+    .await;
 }

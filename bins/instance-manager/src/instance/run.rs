@@ -460,12 +460,13 @@ impl Instance {
 
     async fn primary_duties(&self, db: &mut Db, materials: &Materials) -> Result<(), PassError> {
         db.ensure_streaming_replica().await?;
-        db.ensure_metrics_exporter(metrics::ROLE).await?;
+        db.ensure_metrics_exporter(metrics::ROLE, metrics::CONNECTION_LIMIT)
+            .await?;
         let superuser = materials.superuser.as_ref();
         match (db.stored_password("postgres").await?, superuser) {
             (Some(stored), Some(wanted)) => {
                 let current = stored.as_deref().unwrap_or_default();
-                if !password::matches(wanted.expose(), "postgres", current)? {
+                if !password::matches(wanted.expose(), "postgres", current) {
                     let verifier = password::verifier(wanted.expose(), "postgres", self.major)?;
                     db.set_password("postgres", Some(&verifier)).await?;
                     tracing::info!(role = "postgres", "password set from the superuser Secret");
@@ -479,7 +480,7 @@ impl Instance {
         }
         if let Some((user, wanted)) = &materials.app
             && let Some(stored) = db.stored_password(user).await?
-            && !password::matches(wanted.expose(), user, stored.as_deref().unwrap_or_default())?
+            && !password::matches(wanted.expose(), user, stored.as_deref().unwrap_or_default())
         {
             let verifier = password::verifier(wanted.expose(), user, self.major)?;
             db.set_password(user, Some(&verifier)).await?;

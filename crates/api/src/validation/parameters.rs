@@ -79,6 +79,16 @@ pub const BLOCKED: &[&str] = &[
     "unix_socket_permissions",
 ];
 
+/// Not parameters but directives of PostgreSQL's configuration file parser (case-insensitive):
+/// each reads another file, whose settings then override everything written before it
+/// (`archive_command`, `ssl_passphrase_command`, `allow_alter_system`, …).
+pub const DIRECTIVES: &[&str] = &["include", "include_dir", "include_if_exists"];
+
+/// Whether PostgreSQL's configuration parser would take `name` as a directive, not a setting.
+pub fn is_directive(name: &str) -> bool {
+    DIRECTIVES.iter().any(|d| d.eq_ignore_ascii_case(name))
+}
+
 /// Checks one entry of `shared_preload_libraries`: a library name or path, nothing that could
 /// end the setting's quoted value or its line.
 pub fn check_library(name: &str) -> Result<(), String> {
@@ -102,6 +112,11 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
     let parts: Vec<&str> = name.split('.').collect();
     if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
         return Err("is not a parameter name: use letters, digits and '_', with at most one '.'".into());
+    }
+    if is_directive(name) {
+        return Err(format!(
+            "{name} is a configuration file directive, not a parameter: it would load settings from another file"
+        ));
     }
     // PostgreSQL folds parameter names to lower case.
     let lower = name.to_ascii_lowercase();
@@ -149,6 +164,11 @@ mod tests {
             ("work mem", "4MB", "not a parameter name"),
             ("a.b.c", "1", "not a parameter name"),
             ("wal_level", "minimal", "disables replication"),
+            ("include", "/x", "directive"),
+            ("include_dir", "/x", "directive"),
+            ("include_if_exists", "/x", "directive"),
+            ("Include_If_Exists", "/x", "directive"),
+            ("INCLUDE", "/x", "directive"),
         ] {
             let err = check(name, value).unwrap_err();
             assert!(err.contains(why), "{name}: {err}");

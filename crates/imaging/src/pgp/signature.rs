@@ -1,7 +1,12 @@
 //! Version 4 signature packets (RFC 9580 §5.2): parsing, the hashed trailer, and cryptographic
 //! verification against one public key through OpenSSL.
 
+use std::collections::BTreeMap;
+
 use openssl::hash::{Hasher, MessageDigest};
+use openssl::md::Md;
+use openssl::pkey_ctx::PkeyCtx;
+use openssl::rsa::Padding;
 use openssl::sign::Verifier;
 
 use super::Error;
@@ -47,6 +52,13 @@ pub struct Signature {
 
 impl Signature {
     pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        Self::parse_nested(body, false)
+    }
+
+    /// Parses a signature; `embedded` when it sits in another one's embedded-signature
+    /// subpacket, where it may not embed one in turn (a primary key binding never does, and
+    /// thousands of nested levels would exhaust the stack before any cryptographic check).
+    fn parse_nested(body: &[u8], embedded: bool) -> Result<Self, Error> {
         let mut r = Reader::new(body);
         let version = r.u8()?;
         if version != 4 {
@@ -89,15 +101,15 @@ impl Signature {
             embedded: None,
             unknown_critical: false,
         };
-        sig.read_subpackets(hashed, true)?;
-        sig.read_subpackets(unhashed, false)?;
+        sig.read_subpackets(hashed, true, embedded)?;
+        sig.read_subpackets(unhashed, false, embedded)?;
         Ok(sig)
     }
 
     /// Reads subpackets. Only hashed ones may carry facts we rely on; the unhashed area may
     /// only name the issuer (a hint to find the key, checked by the signature itself) and
     /// carry the embedded back-signature (verified on its own).
-    fn read_subpackets(&mut self, area: &[u8], hashed: bool) -> Result<(), Error> {
+    fn read_subpackets(&mut self, area: &[u8], hashed: bool, embedded: bool) -> Result<(), Error> {
         let mut r = Reader::new(area);
         while !r.is_empty() {
             let first = r.u8()?;
@@ -124,7 +136,12 @@ impl Signature {
                     let _version = sub.u8()?;
                     self.issuer_fingerprint = Some(sub.rest().to_vec());
                 }
-                (32, _) => self.embedded = Some(Box::new(Signature::parse(sub.rest())?)),
+                (32, _) if embedded => {
+                    return Err(Error::Malformed(
+                        "an embedded signature inside an embedded signature".into(),
+                    ));
+                }
+                (32, _) => self.embedded = Some(Box::new(Signature::parse_nested(sub.rest(), true)?)),
                 _ => {}
             }
         }
@@ -172,9 +189,20 @@ impl Signature {
         }
     }
 
-    /// Verifies this signature over `parts` (concatenated) with `key`. Weak hashes
-    /// (MD5, SHA-1, RIPEMD-160) are refused whatever the key.
+    /// Verifies this signature over `parts` (concatenated) with `key`.
     pub fn verify(&self, key: &PublicKey, parts: &[&[u8]]) -> Result<(), Error> {
+        let mut hasher = Hasher::new(hash_algorithm(self.hash_algo)?.0)?;
+        for part in parts {
+            hasher.update(part)?;
+        }
+        self.verify_hashed(key, &hasher)
+    }
+
+    /// Verifies this signature with `key` over data already fed to `hashed` (a hasher of
+    /// this signature's algorithm, left as it is): the cheap checks first, then this
+    /// signature's trailer on a copy of the hash, the two-octet prefix, and the key's check of
+    /// the digest. The data is never hashed again, however many signatures share it.
+    pub fn verify_hashed(&self, key: &PublicKey, hashed: &Hasher) -> Result<(), Error> {
         if self.unknown_critical {
             return Err(Error::BadSignature("it carries an unknown critical subpacket".into()));
         }
@@ -182,56 +210,90 @@ impl Signature {
         if self.created.is_some_and(|created| created < key.created) {
             return Err(Error::BadSignature("it is older than the key that made it".into()));
         }
-        let md = match self.hash_algo {
-            8 => MessageDigest::sha256(),
-            9 => MessageDigest::sha384(),
-            10 => MessageDigest::sha512(),
-            11 => MessageDigest::sha224(),
-            other => return Err(Error::WeakHash(other)),
+        let (_, md) = hash_algorithm(self.hash_algo)?;
+        let digest = match (&key.material, self.pk_algo, self.material.as_slice()) {
+            (KeyMaterial::Rsa { .. }, 1, [_]) | (KeyMaterial::Ed25519(_), 22, [_, _]) => self.finish(hashed)?,
+            _ => {
+                return Err(Error::BadSignature("signature and key algorithms differ".into()));
+            }
         };
-        let trailer_len =
-            u32::try_from(self.hashed_prefix.len()).map_err(|_| Error::Malformed("hashed area".into()))?;
-        let mut trailer = vec![0x04, 0xFF];
-        trailer.extend_from_slice(&trailer_len.to_be_bytes());
-        let all: Vec<&[u8]> = parts
-            .iter()
-            .copied()
-            .chain([self.hashed_prefix.as_slice(), &trailer])
-            .collect();
-
-        let mut hasher = Hasher::new(md)?;
-        for part in &all {
-            hasher.update(part)?;
-        }
-        let digest = hasher.finish()?;
         if digest.get(..2) != Some(self.left16.as_slice()) {
             return Err(Error::BadSignature(
                 "digest prefix mismatch (the signed data was changed)".into(),
             ));
         }
-        let good = match (&key.material, self.pk_algo, self.material.as_slice()) {
-            (KeyMaterial::Rsa { pkey, modulus_len }, 1, [sig]) => {
+        let good = match (&key.material, self.material.as_slice()) {
+            (KeyMaterial::Rsa { pkey, modulus_len }, [sig]) => {
+                // PKCS#1 v1.5 over the digest we computed: OpenSSL checks the DigestInfo.
                 let padded = left_pad(sig, *modulus_len)?;
-                let mut verifier = Verifier::new(md, pkey)?;
-                for part in &all {
-                    verifier.update(part)?;
-                }
-                verifier.verify(&padded)?
+                let mut ctx = PkeyCtx::new(pkey)?;
+                ctx.verify_init()?;
+                ctx.set_rsa_padding(Padding::PKCS1)?;
+                ctx.set_signature_md(md)?;
+                ctx.verify(&digest, &padded).unwrap_or(false)
             }
-            (KeyMaterial::Ed25519(pkey), 22, [r, s]) => {
+            (KeyMaterial::Ed25519(pkey), [r, s]) => {
                 let mut raw = left_pad(r, 32)?;
                 raw.extend(left_pad(s, 32)?);
                 Verifier::new_without_digest(pkey)?.verify_oneshot(&raw, &digest)?
             }
-            _ => {
-                return Err(Error::BadSignature("signature and key algorithms differ".into()));
-            }
+            _ => false,
         };
         if good {
             Ok(())
         } else {
             Err(Error::BadSignature("the cryptographic check failed".into()))
         }
+    }
+
+    /// The digest of the hashed data, this signature's hashed area and its v4 trailer.
+    fn finish(&self, hashed: &Hasher) -> Result<openssl::hash::DigestBytes, Error> {
+        let trailer_len =
+            u32::try_from(self.hashed_prefix.len()).map_err(|_| Error::Malformed("hashed area".into()))?;
+        let mut hasher = hashed.clone();
+        hasher.update(&self.hashed_prefix)?;
+        hasher.update(&[0x04, 0xFF])?;
+        hasher.update(&trailer_len.to_be_bytes())?;
+        Ok(hasher.finish()?)
+    }
+}
+
+/// A text to be checked against several signatures, hashed once per algorithm on first use.
+pub struct TextHashes<'a> {
+    text: &'a [u8],
+    hashed: BTreeMap<u8, Hasher>,
+}
+
+impl<'a> TextHashes<'a> {
+    pub fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            hashed: BTreeMap::new(),
+        }
+    }
+
+    /// A hasher of algorithm `hash_algo` that has consumed the text.
+    pub fn get(&mut self, hash_algo: u8) -> Result<&Hasher, Error> {
+        if !self.hashed.contains_key(&hash_algo) {
+            let mut hasher = Hasher::new(hash_algorithm(hash_algo)?.0)?;
+            hasher.update(self.text)?;
+            self.hashed.insert(hash_algo, hasher);
+        }
+        self.hashed
+            .get(&hash_algo)
+            .ok_or_else(|| Error::Malformed("hash state".into()))
+    }
+}
+
+/// A hash algorithm by its OpenPGP ID, SHA-2 only: MD5, SHA-1 and RIPEMD-160 are refused
+/// whatever the key.
+fn hash_algorithm(id: u8) -> Result<(MessageDigest, &'static openssl::md::MdRef), Error> {
+    match id {
+        8 => Ok((MessageDigest::sha256(), Md::sha256())),
+        9 => Ok((MessageDigest::sha384(), Md::sha384())),
+        10 => Ok((MessageDigest::sha512(), Md::sha512())),
+        11 => Ok((MessageDigest::sha224(), Md::sha224())),
+        other => Err(Error::WeakHash(other)),
     }
 }
 
