@@ -64,6 +64,11 @@ pub struct SourceArgs {
     /// Content-addressed download cache [default: $XDG_CACHE_HOME/cnpg-rs/image-rebuilder].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Keep what runs learn here (the newest signed `Release` date per suite, so a mirror
+    /// replaying older metadata is refused): give it storage that outlives the run
+    /// [default: the cache directory].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// Write a JSON report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -258,6 +263,7 @@ fn options(args: SourceArgs) -> Result<Options, Error> {
     let mut options = Options::new(args.spec, site, cache_dir);
     options.only = args.only;
     options.report = args.report;
+    options.state_dir = args.state_dir;
     options.binaries = args.binaries;
     options.architectures = args.architectures;
     options.locks_to = args.locks_to;

@@ -19,7 +19,7 @@ use cnpg_operator::manifests;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -158,6 +158,7 @@ fn every_built_in_object_is_valid_for_its_kind() {
             ("v1", "ServiceAccount") => round_trips::<ServiceAccount>(&name, &doc),
             ("v1", "Service") => round_trips::<Service>(&name, &doc),
             ("v1", "ConfigMap") => round_trips::<ConfigMap>(&name, &doc),
+            ("v1", "PersistentVolumeClaim") => round_trips::<PersistentVolumeClaim>(&name, &doc),
             ("apps/v1", "Deployment") => round_trips::<Deployment>(&name, &doc),
             ("batch/v1", "CronJob") => round_trips::<CronJob>(&name, &doc),
             ("networking.k8s.io/v1", "NetworkPolicy") => round_trips::<NetworkPolicy>(&name, &doc),

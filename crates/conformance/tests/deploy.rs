@@ -84,6 +84,21 @@ fn the_rebuilder_cronjob_is_forbid_concurrent_non_root_read_only_and_bounded() {
         volumes.iter().any(|v| v["secret"]["secretName"].is_string()),
         "credentials come from a Secret"
     );
+    // The state (catalog, Release dates) outlives the pod: a claim we ship, mounted where
+    // --state-dir and --catalog-out point.
+    let claim = yaml("deploy/rebuilder/state.yaml");
+    assert_eq!(claim["kind"], "PersistentVolumeClaim");
+    let state = volumes
+        .iter()
+        .find(|v| v["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"])
+        .expect("a volume on the state claim");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == state["name"])
+        .expect("the state volume is mounted");
+    let dir = mount["mountPath"].as_str().unwrap();
     let args: Vec<&str> = pod["containers"][0]["args"]
         .as_array()
         .unwrap()
@@ -91,7 +106,14 @@ fn the_rebuilder_cronjob_is_forbid_concurrent_non_root_read_only_and_bounded() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert_eq!(args[0], "rebuild");
-    assert!(args.iter().any(|a| a.starts_with("--auth-file=")) && args.iter().any(|a| a.starts_with("--catalog-out=")));
+    assert!(args.iter().any(|a| a.starts_with("--auth-file=")));
+    assert!(args.contains(&format!("--state-dir={dir}").as_str()), "{args:?}");
+    assert!(
+        args.iter().any(|a| a
+            .strip_prefix("--catalog-out=")
+            .is_some_and(|p| p.starts_with(&format!("{dir}/")))),
+        "the catalog is kept on the state volume: {args:?}"
+    );
 }
 
 #[test]
@@ -334,6 +356,7 @@ fn kubernetes_validate_accepts_every_built_in_object_on_the_oldest_and_newest_su
         "examples/networkpolicies.yaml",
         "rebuilder/cronjob.yaml",
         "rebuilder/serviceaccount.yaml",
+        "rebuilder/state.yaml",
     ]
     .map(|f| format!("deploy/{f}"))
     .to_vec();

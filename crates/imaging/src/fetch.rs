@@ -55,6 +55,7 @@ impl Error {
 pub struct Fetcher {
     client: reqwest::Client,
     cache: PathBuf,
+    state: Option<PathBuf>,
 }
 
 impl Fetcher {
@@ -69,12 +70,25 @@ impl Fetcher {
         Ok(Self {
             client,
             cache: cache.to_owned(),
+            state: None,
         })
     }
 
-    /// The cache directory: downloads by SHA-256, and what earlier runs learned.
+    /// Keeps what runs learn in `state` instead of the cache directory.
+    #[must_use]
+    pub fn with_state_dir(mut self, state: Option<PathBuf>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The cache directory: downloads by SHA-256.
     pub fn cache_dir(&self) -> &Path {
         &self.cache
+    }
+
+    /// Where what earlier runs learned is kept: the state directory, else the cache.
+    pub fn state_dir(&self) -> &Path {
+        self.state.as_deref().unwrap_or(&self.cache)
     }
 
     fn retry_policy() -> ExponentialBuilder {

@@ -28,6 +28,10 @@ pub struct Options {
     /// Image names; empty means every image of the spec.
     pub only: Vec<String>,
     pub cache_dir: PathBuf,
+    /// Where what earlier runs learned is kept (the newest `Release` date seen per suite, so
+    /// a replayed older one is refused): a directory that outlives the run. The cache
+    /// directory when not set.
+    pub state_dir: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub binaries: Option<PathBuf>,
     pub architectures: Vec<String>,
@@ -62,6 +66,7 @@ impl Options {
             site,
             only: Vec::new(),
             cache_dir,
+            state_dir: None,
             report: None,
             binaries: None,
             architectures: vec!["amd64".to_owned()],
@@ -237,7 +242,7 @@ pub struct Locked {
 pub async fn lock_all(options: &Options) -> Result<Locked, Error> {
     let spec = Spec::load(&options.spec_dir)?;
     let names = select(&spec, &options.only)?;
-    let fetcher = Fetcher::new(&options.cache_dir)?;
+    let fetcher = Fetcher::new(&options.cache_dir)?.with_state_dir(options.state_dir.clone());
     let mut planner = Planner::new(&spec, &options.site, &fetcher, options.now);
     let mut locks: Vec<Lock> = Vec::new();
     let mut unavailable = Vec::new();
@@ -316,7 +321,7 @@ pub async fn produce_from(options: &Options, locked: Locked) -> Result<Produced,
         unavailable,
         sources,
     } = locked;
-    let fetcher = Fetcher::new(&options.cache_dir)?;
+    let fetcher = Fetcher::new(&options.cache_dir)?.with_state_dir(options.state_dir.clone());
 
     // 2. Every package file, verified against the lock, fetched once.
     let debs = fetch_packages(&fetcher, &options.site, &locks).await?;

@@ -101,7 +101,7 @@ pub async fn load(
         tracing::warn!(%url, valid_until = until, "accepting an expired Release as the site allows");
         accepted_expired_since = Some(until);
     }
-    remember_date(fetcher.cache_dir(), source, release.date).map_err(|problem| Error::Release {
+    remember_date(fetcher.state_dir(), source, release.date).map_err(|problem| Error::Release {
         url: url.clone(),
         problem,
     })?;
@@ -198,9 +198,9 @@ pub async fn load(
 
 /// Refuses a `Release` older than the newest one this cache has seen for the same repository
 /// and suite (a mirror replaying yesterday's validly signed metadata, to keep a fix from us),
-/// and remembers a newer one. The memory lives in `<cache>/releases/`; deleting a suite's
-/// file there accepts an older mirror on purpose.
-fn remember_date(cache: &Path, source: &SourceSpec, date: Option<u64>) -> Result<(), String> {
+/// and remembers a newer one. The memory lives in `<state>/releases/` (the state directory,
+/// else the cache); deleting a suite's file there accepts an older mirror on purpose.
+fn remember_date(state: &Path, source: &SourceSpec, date: Option<u64>) -> Result<(), String> {
     let Some(date) = date else { return Ok(()) };
     let safe = |s: &str| -> String {
         s.chars()
@@ -213,7 +213,7 @@ fn remember_date(cache: &Path, source: &SourceSpec, date: Option<u64>) -> Result
             })
             .collect()
     };
-    let dir = cache.join("releases");
+    let dir = state.join("releases");
     let file = dir.join(format!("{}_{}", safe(&source.repository), safe(&source.suite)));
     let seen = std::fs::read_to_string(&file)
         .ok()

@@ -84,6 +84,7 @@ impl Stage {
         let mut options = support::options(&self.repo, self.spec.path(), &self.work.path().join("cache"));
         options.only = vec!["postgresql-98-minimal".into(), "postgresql-99-minimal".into()];
         options.locks_to = Some(self.work.path().join("locks"));
+        options.state_dir = Some(self.work.path().join("state"));
         options
     }
 
@@ -259,6 +260,16 @@ async fn a_replayed_older_release_of_the_same_suite() {
     std::fs::remove_dir_all(stage.dists()).unwrap();
     copy_dir(&stage.work.path().join("dists-first"), &stage.dists());
     stage.refused(&["InRelease", "replayed", "older"], false).await;
+
+    // The memory is in the state directory, not the cache: the daily job starts with an empty
+    // cache volume and its state on a persistent one, and still refuses the replay.
+    let mut fresh = stage.options();
+    fresh.cache_dir = stage.work.path().join("fresh-cache");
+    let err = build(&fresh, &Target::Oci(stage.work.path().join("oci")))
+        .await
+        .expect_err("build must fail");
+    let message = error_chain(&err);
+    assert!(message.contains("replayed") && message.contains("older"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
