@@ -5,6 +5,7 @@
 //! [`defaults`] and [`validation`] on the objects they hold.
 
 pub mod backup;
+pub mod barman;
 pub mod catalog;
 pub mod cluster;
 pub mod crds;

@@ -6,6 +6,7 @@
 use std::fmt;
 
 mod backup;
+mod barman;
 mod catalog;
 mod cluster;
 pub mod hba;

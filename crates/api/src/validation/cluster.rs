@@ -412,6 +412,9 @@ fn lifecycle(report: &mut Report, spec: &ClusterSpec) {
             backup.target.as_deref(),
             &["primary", "prefer-standby"],
         );
+        if let Some(store) = &backup.barman_object_store {
+            super::barman::object_store(report, "spec.backup.barmanObjectStore", store);
+        }
     }
     for (i, selector) in spec
         .monitoring
