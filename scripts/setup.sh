@@ -20,6 +20,7 @@ DEBS=(
     docker-registry apache2-utils           # tests push to a real registry (TLS, htpasswd)
     python3-venv                            # checkov and kubernetes-validate check deploy/
     postgresql-15 postgresql-client-15      # real PostgreSQL for the instance tests
+    barman-cli-cloud                        # barman's own tools read and write what our archiver does
 )
 CARGO_DENY_VERSION=0.20.2
 CARGO_NEXTEST_VERSION=0.9.143

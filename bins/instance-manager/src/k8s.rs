@@ -68,6 +68,8 @@ pub enum Error {
         name: String,
         key: String,
     },
+    #[error("spec.backup.barmanObjectStore: {0}")]
+    ObjectStore(String),
     #[error("failed to update the status of Cluster {namespace}/{name}")]
     Status {
         namespace: String,
@@ -145,6 +147,8 @@ pub struct Materials {
     pub superuser: Option<Password>,
     /// The application owner and password.
     pub app: Option<(String, Password)>,
+    /// Where WAL is archived, when `spec.backup.barmanObjectStore` is set.
+    pub archive: Option<cnpg_backup::archive::Settings>,
 }
 
 fn key(secret: &Secret, namespace: &str, name: &str, key: &str) -> Result<String, Error> {
@@ -262,6 +266,7 @@ impl ClusterApi {
             }) if status.code == 404 => None,
             Err(e) => return Err(e),
         };
+        let archive = self.archive_settings(&cluster).await?;
         Ok(Materials {
             cluster,
             server_ca,
@@ -270,7 +275,60 @@ impl ClusterApi {
             replication,
             superuser,
             app,
+            archive,
         })
+    }
+
+    async fn optional_key(&self, reference: Option<&cnpg_api::barman::SecretKey>) -> Result<Option<String>, Error> {
+        match reference {
+            Some(r) => Ok(Some(self.secret_key(&r.name, &r.key).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The object store WAL goes to, with its credentials read from the Secrets the
+    /// `barmanObjectStore` names.
+    async fn archive_settings(&self, cluster: &Cluster) -> Result<Option<cnpg_backup::archive::Settings>, Error> {
+        let Some(value) = cluster
+            .spec
+            .backup
+            .as_ref()
+            .and_then(|b| b.barman_object_store.as_ref())
+        else {
+            return Ok(None);
+        };
+        let store = cnpg_api::barman::ObjectStore::from_value(value).map_err(Error::ObjectStore)?;
+        let endpoint = store
+            .endpoint_url
+            .clone()
+            .ok_or_else(|| Error::ObjectStore("endpointURL is required: name the S3-compatible endpoint".into()))?;
+        let credentials = store.s3_credentials.clone().unwrap_or_default();
+        let access_key_id = self
+            .optional_key(credentials.access_key_id.as_ref())
+            .await?
+            .ok_or_else(|| Error::ObjectStore("s3Credentials.accessKeyId is required".into()))?;
+        let secret_access_key = self
+            .optional_key(credentials.secret_access_key.as_ref())
+            .await?
+            .ok_or_else(|| Error::ObjectStore("s3Credentials.secretAccessKey is required".into()))?;
+        let region = self
+            .optional_key(credentials.region.as_ref())
+            .await?
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let session_token = self.optional_key(credentials.session_token.as_ref()).await?;
+        let ca_pem = self.optional_key(store.endpoint_ca.as_ref()).await?;
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        Ok(Some(cnpg_backup::archive::Settings {
+            endpoint,
+            ca_pem,
+            destination: store.destination_path.clone(),
+            server: store.server(&name).to_owned(),
+            region: region.trim().to_owned(),
+            access_key_id: access_key_id.trim().to_owned(),
+            secret_access_key: secret_access_key.trim().to_owned(),
+            session_token: session_token.map(|t| t.trim().to_owned()),
+            compression: store.wal.as_ref().and_then(|w| w.compression.clone()),
+        }))
     }
 
     /// The monitoring query documents of `cluster`, named by where they came from: the

@@ -14,6 +14,7 @@ mod instance;
 mod k8s;
 mod layout;
 mod process;
+mod wal;
 
 use std::path::PathBuf;
 
@@ -47,8 +48,10 @@ pub enum Command {
     /// Commands run in the postgres container and its jobs.
     #[command(subcommand)]
     Instance(Box<InstanceCommand>),
-    /// PostgreSQL's archive_command: no object store is configured, so WAL is kept by the
-    /// replication slots and wal_keep_size alone and the segment counts as archived.
+    /// PostgreSQL's archive_command: uploads the file to the Cluster's object store in
+    /// barman-cloud's layout, succeeding once the store holds exactly its bytes; with no object
+    /// store configured, WAL is kept by the replication slots and wal_keep_size alone and the
+    /// segment counts as archived.
     WalArchive {
         /// Where the caller would like logs (accepted for compatibility; logs go to stderr).
         #[arg(long)]
@@ -86,14 +89,16 @@ pub enum Error {
     Run(#[source] Box<instance::run::Error>),
     #[error("instance status failed")]
     Status(#[source] Box<instance::StatusError>),
+    #[error("archiving {} failed", .0.display())]
+    WalArchive(PathBuf, #[source] Box<wal::Error>),
 }
 
-/// The WAL helpers PostgreSQL calls for every segment answer at once, without logging: with no
-/// object store configured, every segment counts as archived and none can be restored (exit 1
-/// is how restore_command says "not found", and PostgreSQL then streams the WAL instead).
+/// The WAL helpers PostgreSQL calls for every segment answer at once, without logging, when no
+/// object store is configured: every segment counts as archived and none can be restored (exit
+/// 1 is how restore_command says "not found", and PostgreSQL then streams the WAL instead).
 pub fn wal_helper_exit(command: &Command) -> Option<std::process::ExitCode> {
     match command {
-        Command::WalArchive { .. } => Some(std::process::ExitCode::SUCCESS),
+        Command::WalArchive { .. } if wal::settings_file().is_none() => Some(std::process::ExitCode::SUCCESS),
         Command::WalRestore { .. } => Some(std::process::ExitCode::FAILURE),
         _ => None,
     }
@@ -108,7 +113,21 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             tracing::info!(path = %target.display(), bytes, "instance manager installed");
             Ok(())
         }
-        Command::WalArchive { .. } | Command::WalRestore { .. } => Ok(()),
+        Command::WalArchive { path, .. } => {
+            let Some(settings) = wal::settings_file() else {
+                return Ok(());
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            let key = runtime
+                .block_on(wal::archive(&settings, &path))
+                .map_err(|e| Error::WalArchive(path.clone(), Box::new(e)))?;
+            tracing::info!(file = %path.display(), %key, "archived");
+            Ok(())
+        }
+        Command::WalRestore { .. } => Ok(()),
         Command::Instance(command) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

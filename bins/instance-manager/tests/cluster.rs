@@ -27,6 +27,7 @@ use cnpg_pki::{Authority, Usage};
 use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
 use cnpg_testkit::postgres::{as_user, bin_dir};
 use cnpg_testkit::proxy::Proxy;
+use cnpg_testkit::s3::S3Server;
 use cnpg_testkit::wait_until;
 use hyper::Method;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -938,4 +939,184 @@ fn neither_a_database_role_nor_anyone_on_the_network_can_stop_or_exhaust_the_man
     );
     assert!(h.status(&node).unwrap().is_primary);
     assert!(node.run.as_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+/// Creates or replaces a Secret in the cluster's namespace.
+fn put_secret(h: &Harness, secret: k8s_openapi::api::core::v1::Secret) {
+    let _runtime = h.rt.enter();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.api.client().unwrap(), NAMESPACE);
+    let name = secret.metadata.name.clone().unwrap();
+    h.rt.block_on(async {
+        match secrets.get_opt(&name).await.unwrap() {
+            None => secrets.create(&PostParams::default(), &secret).await.map(drop),
+            Some(old) => {
+                let mut new = secret;
+                new.metadata.resource_version = old.metadata.resource_version;
+                secrets.replace(&name, &PostParams::default(), &new).await.map(drop)
+            }
+        }
+    })
+    .unwrap();
+}
+
+/// `barman-cloud-wal-restore` (Debian's barman-cli-cloud, boto3 underneath) fetching `wal`
+/// from the store into `dest`: barman's own reading of what we archived.
+fn barman_wal_restore(
+    s3: &S3Server,
+    destination: &str,
+    server: &str,
+    wal: &str,
+    dest: &std::path::Path,
+) -> Result<(), String> {
+    let out = Command::new("barman-cloud-wal-restore")
+        .args([
+            "--cloud-provider",
+            "aws-s3",
+            "--endpoint-url",
+            &s3.endpoint,
+            destination,
+            server,
+            wal,
+        ])
+        .arg(dest)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .env("AWS_DEFAULT_REGION", &s3.region)
+        .env("AWS_CA_BUNDLE", s3.ca_file())
+        .output()
+        .map_err(|e| {
+            format!("barman-cloud-wal-restore (Debian's barman-cli-cloud, installed by scripts/setup.sh): {e}")
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
+    let s3 = S3Server::start().unwrap();
+    let mut spec = cluster_spec();
+    spec["instances"] = json!(1);
+    spec["backup"] = json!({"barmanObjectStore": {
+        "destinationPath": "s3://backups/archive",
+        "endpointURL": s3.endpoint,
+        "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
+        "s3Credentials": {
+            "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
+        },
+        "wal": {"compression": "gzip"},
+    }});
+    let h = Harness::new(spec, manager());
+    let credentials = |secret_key: &str| {
+        cnpg_testkit::instances::secret(
+            "s3",
+            "Opaque",
+            &[("ACCESS_KEY_ID", &s3.access_key_id), ("ACCESS_SECRET_KEY", secret_key)],
+        )
+    };
+    put_secret(&h, credentials(&s3.secret_access_key));
+    let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
+    put_secret(
+        &h,
+        cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
+    );
+    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
+    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 24], 5432))).unwrap();
+    let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 23));
+    node.init();
+    node.start(&rw);
+    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    let settings = node.root.join("controller").join(cnpg_backup::archive::FILE_NAME);
+    assert!(wait_until(DEADLINE, || settings.is_file()), "{}", node.log());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&settings).unwrap().permissions()) & 0o777,
+        0o600
+    );
+
+    // A segment ends: archived, compressed, at barman's key, and barman's tool restores the
+    // exact bytes PostgreSQL wrote.
+    let switch = |node: &Node| -> (String, Vec<u8>) {
+        h.app_sql(
+            node,
+            "CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t SELECT generate_series(1, 1000)",
+        )
+        .unwrap();
+        let segment = peer_sql(node, "SELECT pg_walfile_name(pg_current_wal_lsn())").unwrap();
+        peer_sql(node, "SELECT pg_switch_wal()").unwrap();
+        let bytes = std::fs::read(node.pgdata().join("pg_wal").join(&segment)).unwrap();
+        (segment, bytes)
+    };
+    let archived = |node: &Node, segment: &str| {
+        peer_sql(node, "SELECT last_archived_wal FROM pg_stat_archiver").as_deref() == Ok(segment)
+    };
+    let (first, first_bytes) = switch(&node);
+    assert!(
+        wait_until(DEADLINE, || archived(&node, &first)),
+        "{first} not archived:\n{}\n{}",
+        node.postgres_log(),
+        s3.log()
+    );
+    let listed = s3
+        .python(
+            "import boto3, os\ns3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], verify=os.environ['S3_CA'])\nfor o in s3.list_objects_v2(Bucket=os.environ['S3_BUCKET'], Prefix='archive/')['Contents']: print(o['Key'])",
+            &[],
+        )
+        .unwrap();
+    let key = format!(
+        "archive/{CLUSTER}/wals/{}/{first}.gz",
+        first.chars().take(16).collect::<String>()
+    );
+    assert!(listed.lines().any(|l| l == key), "{key} not in\n{listed}");
+    let restored = h.work.path().join("restored");
+    barman_wal_restore(&s3, "s3://backups/archive", CLUSTER, &first, &restored).unwrap();
+    assert!(
+        std::fs::read(&restored).unwrap() == first_bytes,
+        "barman restored other bytes"
+    );
+
+    // The store refuses the credentials: PostgreSQL keeps the segment and retries; once they
+    // are right again, it is archived, and none is missing.
+    put_secret(&h, credentials("not-the-secret"));
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&settings)
+        .unwrap_or_default()
+        .contains("not-the-secret")));
+    let failed_before: u64 = peer_sql(&node, "SELECT failed_count FROM pg_stat_archiver")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (second, second_bytes) = switch(&node);
+    let ready = node
+        .pgdata()
+        .join("pg_wal/archive_status")
+        .join(format!("{second}.ready"));
+    assert!(
+        wait_until(DEADLINE, || peer_sql(
+            &node,
+            "SELECT failed_count FROM pg_stat_archiver"
+        )
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+            > failed_before),
+        "{}",
+        node.postgres_log()
+    );
+    assert!(ready.exists(), "the segment waits in pg_wal");
+    assert!(!archived(&node, &second));
+    put_secret(&h, credentials(&s3.secret_access_key));
+    assert!(
+        wait_until(Duration::from_secs(120), || archived(&node, &second)),
+        "{second} not archived after the credentials were fixed:\n{}",
+        node.postgres_log()
+    );
+    let restored = h.work.path().join("restored-2");
+    barman_wal_restore(&s3, "s3://backups/archive", CLUSTER, &second, &restored).unwrap();
+    assert!(std::fs::read(&restored).unwrap() == second_bytes);
+
+    // No credential in any log.
+    let logs = format!("{}{}", node.log(), node.postgres_log());
+    assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
 }

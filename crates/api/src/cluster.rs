@@ -353,7 +353,13 @@ pub struct BackupConfiguration {
     pub retention_policy: Option<String>,
     /// `prefer-standby` [default] or `primary`.
     pub target: Option<String>,
+    /// Volume snapshot backups (kept as given; not taken yet).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
     pub volume_snapshot: Option<serde_json::Value>,
+    /// Where base backups and WAL go, in barman-cloud's layout (S3-compatible stores).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
     pub barman_object_store: Option<serde_json::Value>,
 }
 

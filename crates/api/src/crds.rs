@@ -34,3 +34,13 @@ pub fn files() -> Result<Vec<(String, String)>, Error> {
         })
         .collect()
 }
+
+/// The schema of a field the API keeps as free-form JSON: an object whose fields the API
+/// server keeps as they are (a structural schema needs a type; validation reads the fields).
+pub fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}

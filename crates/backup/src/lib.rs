@@ -14,6 +14,7 @@
 //! (Learned by running Debian's `barman-cli-cloud` 3.4 against an S3 server and listing
 //! what it wrote.)
 
+pub mod archive;
 pub mod info;
 
 use std::fmt;

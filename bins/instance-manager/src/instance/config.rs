@@ -98,6 +98,26 @@ pub fn write_certificates(layout: &Layout, materials: &Materials) -> Result<bool
     Ok(changed)
 }
 
+/// Writes, or removes, the WAL archiver's settings (credentials included: 0600, beside the
+/// instance manager that `archive_command` runs); true when they changed.
+pub fn write_archive_settings(layout: &Layout, materials: &Materials) -> Result<bool, WriteError> {
+    let path = layout.controller_dir.join(cnpg_backup::archive::FILE_NAME);
+    match &materials.archive {
+        Some(settings) => {
+            let text = serde_json::to_vec(settings).map_err(|e| WriteError {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            write_if_changed(&path, &text, 0o600)
+        }
+        None => match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(WriteError { path, source }),
+        },
+    }
+}
+
 /// The rendered files, not yet written.
 #[derive(Debug)]
 struct Files {

@@ -311,6 +311,9 @@ impl Instance {
         self.shared
             .set_operator_fingerprint(status.operator_certificate_fingerprint.clone());
         let certificates_changed = config::write_certificates(self.layout(), &materials)?;
+        if config::write_archive_settings(self.layout(), &materials)? {
+            tracing::info!(archiving = materials.archive.is_some(), "WAL archive settings written");
+        }
         self.load_queries(&materials.cluster).await;
         let me = self.args.kube.pod_name.clone();
         let target = status.target_primary.clone().or_else(|| status.current_primary.clone());

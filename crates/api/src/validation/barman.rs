@@ -15,7 +15,10 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
     };
     let destination = &store.destination_path;
     if destination.is_empty() {
-        report.required(format!("{path}.destinationPath"), "name where backups go: s3://BUCKET[/PATH]");
+        report.required(
+            format!("{path}.destinationPath"),
+            "name where backups go: s3://BUCKET[/PATH]",
+        );
     } else if let Some(rest) = destination.strip_prefix("s3://") {
         let (bucket, rest) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() || rest.split('/').any(|p| p == "." || p == "..") || has_control(destination) {
@@ -55,7 +58,10 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
     if let Some(server) = &store.server_name
         && (server.is_empty() || server.contains('/') || server == "." || server == ".." || has_control(server))
     {
-        report.invalid(format!("{path}.serverName"), format!("{server:?} must be a name without `/`"));
+        report.invalid(
+            format!("{path}.serverName"),
+            format!("{server:?} must be a name without `/`"),
+        );
     }
     let mut secret = |field: &str, reference: Option<&SecretKey>| {
         if let Some(reference) = reference
@@ -85,13 +91,29 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
         }
     }
     if let Some(wal) = &store.wal {
-        report.one_of(&format!("{path}.wal.compression"), wal.compression.as_deref(), WAL_COMPRESSIONS);
-        report.one_of(&format!("{path}.wal.encryption"), wal.encryption.as_deref(), ENCRYPTIONS);
+        report.one_of(
+            &format!("{path}.wal.compression"),
+            wal.compression.as_deref(),
+            WAL_COMPRESSIONS,
+        );
+        report.one_of(
+            &format!("{path}.wal.encryption"),
+            wal.encryption.as_deref(),
+            ENCRYPTIONS,
+        );
         report.at_least(&format!("{path}.wal.maxParallel"), wal.max_parallel, 1);
     }
     if let Some(data) = &store.data {
-        report.one_of(&format!("{path}.data.compression"), data.compression.as_deref(), DATA_COMPRESSIONS);
-        report.one_of(&format!("{path}.data.encryption"), data.encryption.as_deref(), ENCRYPTIONS);
+        report.one_of(
+            &format!("{path}.data.compression"),
+            data.compression.as_deref(),
+            DATA_COMPRESSIONS,
+        );
+        report.one_of(
+            &format!("{path}.data.encryption"),
+            data.encryption.as_deref(),
+            ENCRYPTIONS,
+        );
         report.at_least(&format!("{path}.data.jobs"), data.jobs, 1);
     }
 }

@@ -1,0 +1,111 @@
+//! `wal-archive`: PostgreSQL's `archive_command`, one process per WAL file. With an object
+//! store configured (`instance run` leaves its settings in `wal-archive.json` beside this
+//! binary), the file goes to barman-cloud's key for it, compressed as `wal.compression` says,
+//! and success is answered only once the store confirmed exactly these bytes; a file already
+//! there with the same bytes (a retry after a crash) counts as archived, one with other bytes
+//! is never overwritten. Without the settings file every segment counts as archived (WAL is
+//! then kept by replication slots and `wal_keep_size` alone).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use cnpg_backup::archive::Settings;
+use cnpg_backup::{Compression, WalFile};
+use cnpg_objectstore::{Config, Credentials, Secret, Store};
+
+/// Archiving a file failed; PostgreSQL keeps it and calls again.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{path} holds no valid archive settings: {problem}", path = .0.display(), problem = .1)]
+    Settings(PathBuf, String),
+    #[error(transparent)]
+    Name(#[from] cnpg_backup::Error),
+    #[error("wal.compression {0:?} is not supported yet: use gzip or none")]
+    Compression(String),
+    #[error("failed to compress {0}")]
+    Compress(String, #[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] cnpg_objectstore::Error),
+    #[error("{key} is already archived with other content: refusing to overwrite it")]
+    Different { key: String },
+}
+
+/// The settings file `instance run` writes, beside this binary; `None` when there is none
+/// (no object store configured).
+pub fn settings_file() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let file = exe.parent()?.join(cnpg_backup::archive::FILE_NAME);
+    file.is_file().then_some(file)
+}
+
+fn read_settings(file: &Path) -> Result<Settings, Error> {
+    let text = std::fs::read(file).map_err(|e| Error::Read(file.to_owned(), e))?;
+    serde_json::from_slice(&text).map_err(|e| Error::Settings(file.to_owned(), e.to_string()))
+}
+
+fn store(settings: &Settings, bucket: &str) -> Result<Store, Error> {
+    Ok(Store::new(Config {
+        endpoint: settings.endpoint.clone(),
+        bucket: bucket.to_owned(),
+        region: settings.region.clone(),
+        credentials: Credentials {
+            access_key_id: settings.access_key_id.clone(),
+            secret_access_key: Secret::new(settings.secret_access_key.clone()),
+            session_token: settings.session_token.clone().map(Secret::new),
+        },
+        ca_pem: settings.ca_pem.clone().map(String::into_bytes),
+    })?)
+}
+
+fn compress(name: &str, bytes: Vec<u8>, compression: Compression) -> Result<Vec<u8>, Error> {
+    match compression {
+        Compression::None => Ok(bytes),
+        _ => {
+            // gzip with no file name and no time in its header: the same segment always gives
+            // the same object, so a retry can tell "already archived" from "different".
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder
+                .write_all(&bytes)
+                .map_err(|e| Error::Compress(name.to_owned(), e))?;
+            encoder.finish().map_err(|e| Error::Compress(name.to_owned(), e))
+        }
+    }
+}
+
+/// Archives the file at `path` (relative to the data directory, PostgreSQL's `%p`).
+pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error> {
+    let settings = read_settings(settings_file)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let wal = WalFile::parse(name)?;
+    let compression = settings
+        .compression()
+        .ok_or_else(|| Error::Compression(settings.compression.clone().unwrap_or_default()))?;
+    let location = settings.location()?;
+    let key = location.wal_key(&wal, compression);
+    let raw = std::fs::read(path).map_err(|e| Error::Read(path.to_owned(), e))?;
+    let body = compress(name, raw, compression)?;
+    let store = store(&settings, &location.bucket)?;
+    let attempt = || async {
+        if let Some(existing) = store.get(&key).await? {
+            return if existing == body {
+                Ok(())
+            } else {
+                Err(Error::Different { key: key.clone() })
+            };
+        }
+        store.put(&key, body.clone()).await.map_err(Error::from)
+    };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(3),
+        )
+        .when(|e| matches!(e, Error::Store(_)))
+        .await?;
+    Ok(key)
+}

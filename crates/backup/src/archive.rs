@@ -1,0 +1,90 @@
+//! What the WAL archiver needs to reach the object store, resolved from the Cluster and its
+//! Secrets by `instance run` and handed to `wal-archive` (a process PostgreSQL starts per
+//! segment) in a file only the instance's user can read. Credentials never go through a
+//! command line or an environment variable, and `Debug` never prints them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Compression, Error, Location};
+
+/// The file's name, in the controller directory beside the instance manager.
+pub const FILE_NAME: &str = "wal-archive.json";
+
+/// Where and how WAL goes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `https://host[:port]`.
+    pub endpoint: String,
+    /// PEM of the endpoint's CA, beside the system's roots.
+    pub ca_pem: Option<String>,
+    /// `s3://bucket[/path]`.
+    pub destination: String,
+    /// The server name under the destination.
+    pub server: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// `wal.compression`: none or `gzip` so far.
+    pub compression: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("endpoint", &self.endpoint)
+            .field("destination", &self.destination)
+            .field("server", &self.server)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    pub fn location(&self) -> Result<Location, Error> {
+        Location::new(&self.destination, &self.server)
+    }
+
+    /// How segments are compressed; `None` for a compression not supported yet.
+    pub fn compression(&self) -> Option<Compression> {
+        match self.compression.as_deref() {
+            None => Some(Compression::None),
+            Some("gzip") => Some(Compression::Gzip),
+            Some(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secrets() {
+        let settings = Settings {
+            endpoint: "https://s3.internal:9000".into(),
+            ca_pem: None,
+            destination: "s3://b/p".into(),
+            server: "pg".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: Some("FQoGZXIvYXdzE".into()),
+            compression: Some("gzip".into()),
+        };
+        let printed = format!("{settings:?}");
+        assert!(
+            !printed.contains("wJalrXUtnFEMI") && !printed.contains("FQoGZXIvYXdzE"),
+            "{printed}"
+        );
+        assert_eq!(settings.compression(), Some(Compression::Gzip));
+        assert_eq!(settings.location().unwrap().root(), "p/pg/");
+        let text = serde_json::to_string(&settings).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), settings);
+    }
+}
