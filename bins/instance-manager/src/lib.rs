@@ -59,8 +59,9 @@ pub enum Command {
         /// The segment's path, relative to PGDATA.
         path: PathBuf,
     },
-    /// PostgreSQL's restore_command: with no object store there is nothing to restore, which
-    /// PostgreSQL reads as "not archived" and streams the WAL instead.
+    /// PostgreSQL's restore_command: fetches the file from the Cluster's object store (any
+    /// compression barman gives it that we read: none or gzip); exit 1 when it is not there
+    /// (or no object store is configured), which PostgreSQL reads as "not archived".
     WalRestore {
         /// Where the caller would like logs (accepted for compatibility; logs go to stderr).
         #[arg(long)]
@@ -91,6 +92,11 @@ pub enum Error {
     Status(#[source] Box<instance::StatusError>),
     #[error("archiving {} failed", .0.display())]
     WalArchive(PathBuf, #[source] Box<wal::Error>),
+    #[error("restoring {0} failed")]
+    WalRestore(String, #[source] Box<wal::Error>),
+    /// restore_command's "not found": PostgreSQL streams or waits instead.
+    #[error("{0} is not in the object store")]
+    NotArchived(String),
 }
 
 /// The WAL helpers PostgreSQL calls for every segment answer at once, without logging, when no
@@ -99,7 +105,7 @@ pub enum Error {
 pub fn wal_helper_exit(command: &Command) -> Option<std::process::ExitCode> {
     match command {
         Command::WalArchive { .. } if wal::settings_file().is_none() => Some(std::process::ExitCode::SUCCESS),
-        Command::WalRestore { .. } => Some(std::process::ExitCode::FAILURE),
+        Command::WalRestore { .. } if wal::settings_file().is_none() => Some(std::process::ExitCode::FAILURE),
         _ => None,
     }
 }
@@ -127,7 +133,23 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             tracing::info!(file = %path.display(), %key, "archived");
             Ok(())
         }
-        Command::WalRestore { .. } => Ok(()),
+        Command::WalRestore { name, path, .. } => {
+            let Some(settings) = wal::settings_file() else {
+                return Err(Error::NotArchived(name));
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            let found = runtime
+                .block_on(wal::restore(&settings, &name, &path))
+                .map_err(|e| Error::WalRestore(name.clone(), Box::new(e)))?;
+            if !found {
+                return Err(Error::NotArchived(name));
+            }
+            tracing::info!(%name, "restored");
+            Ok(())
+        }
         Command::Instance(command) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -12,5 +12,20 @@ fn main() -> std::process::ExitCode {
         return code;
     }
     let log = cli.log.clone();
-    cnpg_telemetry::run_main(&log, || cnpg_instance_manager::run(cli))
+    // restore_command's "not found" is an answer, not a failure worth an error line: PostgreSQL
+    // asks for every segment it could use, and streams or waits when the store lacks one.
+    let mut not_archived = false;
+    let code = cnpg_telemetry::run_main(&log, || match cnpg_instance_manager::run(cli) {
+        Err(cnpg_instance_manager::Error::NotArchived(name)) => {
+            tracing::debug!(%name, "not in the object store");
+            not_archived = true;
+            Ok(())
+        }
+        other => other,
+    });
+    if not_archived {
+        std::process::ExitCode::FAILURE
+    } else {
+        code
+    }
 }

@@ -1,10 +1,13 @@
-//! `wal-archive`: PostgreSQL's `archive_command`, one process per WAL file. With an object
-//! store configured (`instance run` leaves its settings in `wal-archive.json` beside this
-//! binary), the file goes to barman-cloud's key for it, compressed as `wal.compression` says,
-//! and success is answered only once the store confirmed exactly these bytes; a file already
+//! `wal-archive` and `wal-restore`: PostgreSQL's `archive_command` and `restore_command`, one
+//! process per WAL file, reading the object store settings `instance run` leaves in
+//! `wal-archive.json` beside this binary.
+//!
+//! Archiving puts the file at barman-cloud's key for it, compressed as `wal.compression`
+//! says, and answers success only once the store confirmed exactly these bytes; a file already
 //! there with the same bytes (a retry after a crash) counts as archived, one with other bytes
-//! is never overwritten. Without the settings file every segment counts as archived (WAL is
-//! then kept by replication slots and `wal_keep_size` alone).
+//! is never overwritten. Restoring finds the file under its key with whatever compression
+//! suffix barman gave it. Without the settings file every segment counts as archived (WAL is
+//! then kept by replication slots and `wal_keep_size` alone) and none can be restored.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,12 @@ pub enum Error {
     Store(#[from] cnpg_objectstore::Error),
     #[error("{key} is already archived with other content: refusing to overwrite it")]
     Different { key: String },
+    #[error("{key}: compression {suffix:?} is not supported yet (gzip or none)")]
+    CannotDecompress { key: String, suffix: String },
+    #[error("failed to decompress {0}")]
+    Decompress(String, #[source] std::io::Error),
+    #[error("failed to write {}", .0.display())]
+    Write(PathBuf, #[source] std::io::Error),
 }
 
 /// The settings file `instance run` writes, beside this binary; `None` when there is none
@@ -108,4 +117,70 @@ pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error>
         .when(|e| matches!(e, Error::Store(_)))
         .await?;
     Ok(key)
+}
+
+/// Restores WAL file `name` from the store to `dest` (relative to the data directory,
+/// PostgreSQL's `%p`): whatever compression barman or we gave it, written whole (a temporary
+/// file, then a rename). `Ok(false)` when the store does not have it.
+pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bool, Error> {
+    let settings = read_settings(settings_file)?;
+    let wal = WalFile::parse(name)?;
+    let location = settings.location()?;
+    let store = store(&settings, &location.bucket)?;
+    let plain = location.wal_key(&wal, Compression::None);
+    let found = store.list(&plain).await?;
+    // The object itself, or it with a compression suffix: nothing else that shares the prefix.
+    let Some(object) = found.iter().find(|o| {
+        o.key == plain
+            || o.key
+                .strip_prefix(plain.as_str())
+                .is_some_and(|suffix| Compression::from_key(suffix) != Compression::None && !suffix.contains('/'))
+    }) else {
+        return Ok(false);
+    };
+    let Some(bytes) = store.get(&object.key).await? else {
+        return Ok(false);
+    };
+    let bytes = match Compression::from_key(&object.key) {
+        Compression::None => bytes,
+        Compression::Gzip => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut out)
+                .map_err(|e| Error::Decompress(object.key.clone(), e))?;
+            out
+        }
+        other => {
+            return Err(Error::CannotDecompress {
+                key: object.key.clone(),
+                suffix: other.suffix().to_owned(),
+            });
+        }
+    };
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (temp, mut file) = tempfile_in(dir).map_err(|e| Error::Write(dest.to_owned(), e))?;
+    let written = file
+        .write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, dest));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::Write(dest.to_owned(), e));
+    }
+    Ok(true)
+}
+
+/// A new file beside where the restored one goes, for an atomic rename.
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut suffix = [0u8; 8];
+    openssl::rand::rand_bytes(&mut suffix).map_err(std::io::Error::other)?;
+    let path = dir.join(format!(".wal-restore-{}", hex_of(&suffix)));
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    Ok((path, file))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

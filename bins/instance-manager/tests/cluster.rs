@@ -1077,6 +1077,62 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
         "barman restored other bytes"
     );
 
+    // Our restore_command reads back what we archived, and what barman-cloud-wal-archive
+    // archived (gzip); a file the store lacks is "not found" (exit 1), without an error line.
+    let wal_restore = |name: &str, dest: &std::path::Path| {
+        Command::new(node.root.join("controller/manager"))
+            .args(["--log-format", "json", "wal-restore", name])
+            .arg(dest)
+            .output()
+            .unwrap()
+    };
+    let ours = h.work.path().join("ours");
+    let out = wal_restore(&first, &ours);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read(&ours).unwrap() == first_bytes,
+        "wal-restore restored other bytes"
+    );
+    let foreign = h.work.path().join("0000000500000000000000AA");
+    std::fs::write(&foreign, &first_bytes).unwrap();
+    let archived_by_barman = Command::new("barman-cloud-wal-archive")
+        .args([
+            "--gzip",
+            "--cloud-provider",
+            "aws-s3",
+            "--endpoint-url",
+            &s3.endpoint,
+            "s3://backups/archive",
+            CLUSTER,
+        ])
+        .arg(&foreign)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .env("AWS_DEFAULT_REGION", &s3.region)
+        .env("AWS_CA_BUNDLE", s3.ca_file())
+        .output()
+        .unwrap();
+    assert!(
+        archived_by_barman.status.success(),
+        "{}",
+        String::from_utf8_lossy(&archived_by_barman.stderr)
+    );
+    let theirs = h.work.path().join("theirs");
+    let out = wal_restore("0000000500000000000000AA", &theirs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read(&theirs).unwrap() == first_bytes,
+        "barman's segment restored other bytes"
+    );
+    let out = wal_restore("0000000500000000000000AB", &h.work.path().join("missing"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("ERROR"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!h.work.path().join("missing").exists());
+
     // The store refuses the credentials: PostgreSQL keeps the segment and retries; once they
     // are right again, it is archived, and none is missing.
     put_secret(&h, credentials("not-the-secret"));
