@@ -416,20 +416,29 @@ fn replicate_fail_over_and_rewind(h: &Harness, mut nodes: [Node; 3], rw_address:
     }
 }
 
+/// A one-instance cluster's primary `pg-1` on `address`, its `-rw` Service (a forwarder) on
+/// `rw`; `prepare` sets the node up before it is initialised.
+fn one_primary(h: &Harness, address: [u8; 4], rw: [u8; 4], prepare: impl FnOnce(&mut Node)) -> (Proxy, Node) {
+    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
+    let rw = Proxy::start(SocketAddr::from((rw, 5432))).unwrap();
+    let mut node = h.node("pg-1", Ipv4Addr::from(address));
+    prepare(&mut node);
+    node.init();
+    node.start(&rw);
+    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    (rw, node)
+}
+
 #[test]
 fn superuser_access_follows_the_cluster_and_bad_configuration_is_refused_before_writing() {
     let mut spec = cluster_spec();
     spec["instances"] = json!(1);
     let h = Harness::new(spec, manager());
-    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
-    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 11], 5432))).unwrap();
-    let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 5));
     // monitoring.tls: the exporter speaks TLS with the server certificate; every scrape below
     // verifies it as `<cluster>-rw` against the cluster CA.
-    node.metrics_ca = Some(h.ca_file.clone());
-    node.init();
-    node.start(&rw);
-    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    let (_rw, mut node) = one_primary(&h, [127, 0, 0, 5], [127, 0, 0, 11], |node| {
+        node.metrics_ca = Some(h.ca_file.clone());
+    });
     assert!(wait_until(DEADLINE, || h
         .app_sql(&node, "SELECT current_user")
         .as_deref()
@@ -780,12 +789,7 @@ fn neither_a_database_role_nor_anyone_on_the_network_can_stop_or_exhaust_the_man
     let mut spec = cluster_spec();
     spec["instances"] = json!(1);
     let h = Harness::new(spec, manager());
-    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
-    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 22], 5432))).unwrap();
-    let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 21));
-    node.init();
-    node.start(&rw);
-    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    let (_rw, mut node) = one_primary(&h, [127, 0, 0, 21], [127, 0, 0, 22], |_| {});
     assert!(wait_until(DEADLINE, || h.app_sql(&node, "SELECT 1").is_ok()));
     let manager_pid = node.run.as_ref().unwrap().id();
     let started = peer_sql(&node, "SELECT pg_postmaster_start_time()").unwrap();
@@ -1023,12 +1027,7 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
         &h,
         cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
     );
-    h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
-    let rw = Proxy::start(SocketAddr::from(([127, 0, 0, 24], 5432))).unwrap();
-    let mut node = h.node("pg-1", Ipv4Addr::new(127, 0, 0, 23));
-    node.init();
-    node.start(&rw);
-    h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
+    let (_rw, node) = one_primary(&h, [127, 0, 0, 23], [127, 0, 0, 24], |_| {});
     let settings = node.root.join("controller").join(cnpg_backup::archive::FILE_NAME);
     assert!(wait_until(DEADLINE, || settings.is_file()), "{}", node.log());
     assert_eq!(
