@@ -27,8 +27,13 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    #[error("{what} from {url} is larger than the {limit} bytes allowed for it")]
-    TooLarge { what: String, url: String, limit: u64 },
+    #[error("{what} from {url} is larger than {limit} bytes, {reason}")]
+    TooLarge {
+        what: String,
+        url: String,
+        limit: u64,
+        reason: &'static str,
+    },
     #[error("failed to use the download cache at {}", .0.display())]
     Cache(PathBuf, #[source] std::io::Error),
     #[error("failed to set up the HTTP client")]
@@ -100,13 +105,13 @@ impl Fetcher {
     /// Fetches `url` into memory (small, signed metadata such as InRelease), refusing more
     /// than `limit` bytes as soon as they arrive.
     pub async fn fetch(&self, url: &str, limit: u64, what: &str) -> Result<Vec<u8>, Error> {
-        (|| self.fetch_once(url, limit, what))
+        (|| self.fetch_once(url, limit, what, "the most read for it"))
             .retry(Self::retry_policy())
             .when(Error::is_transient)
             .await
     }
 
-    async fn fetch_once(&self, url: &str, limit: u64, what: &str) -> Result<Vec<u8>, Error> {
+    async fn fetch_once(&self, url: &str, limit: u64, what: &str, reason: &'static str) -> Result<Vec<u8>, Error> {
         if let Some(path) = url.strip_prefix("file://") {
             let file_error = |source| Error::File {
                 url: url.to_owned(),
@@ -118,6 +123,7 @@ impl Fetcher {
                     what: what.to_owned(),
                     url: url.to_owned(),
                     limit,
+                    reason,
                 });
             }
             return tokio::fs::read(path).await.map_err(file_error);
@@ -146,6 +152,7 @@ impl Fetcher {
                     what: what.to_owned(),
                     url: url.to_owned(),
                     limit,
+                    reason,
                 });
             }
         }
@@ -187,10 +194,17 @@ impl Fetcher {
             let _ = std::fs::remove_file(&path);
         }
         let limit = size.unwrap_or(u64::MAX);
-        let body = (|| self.fetch_once(url, limit, what))
-            .retry(Self::retry_policy())
-            .when(Error::is_transient)
-            .await?;
+        let body = (|| {
+            self.fetch_once(
+                url,
+                limit,
+                what,
+                "the size its signed index announces: corrupt or tampered with",
+            )
+        })
+        .retry(Self::retry_policy())
+        .when(Error::is_transient)
+        .await?;
         let mut temp = tempfile::NamedTempFile::new_in(&self.cache).map_err(|e| Error::Cache(self.cache.clone(), e))?;
         let mut writer = HashingWriter::new(temp.as_file_mut());
         writer

@@ -329,9 +329,7 @@ async fn an_inrelease_larger_than_apt_reads() {
         b'\n',
     );
     std::fs::write(&inrelease, huge).unwrap();
-    stage
-        .refused(&["InRelease", "larger than the 10485760 bytes"], false)
-        .await;
+    stage.refused(&["InRelease", "larger than 10485760 bytes"], false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
