@@ -110,6 +110,15 @@ pub fn wal_helper_exit(command: &Command) -> Option<std::process::ExitCode> {
     }
 }
 
+/// Runs `work` on a runtime of one thread: what a WAL helper, one process per file, needs.
+fn one_thread<F: std::future::Future>(work: F) -> Result<F::Output, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    Ok(runtime.block_on(work))
+}
+
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
@@ -123,12 +132,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let Some(settings) = wal::settings_file() else {
                 return Ok(());
             };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::Runtime)?;
-            let key = runtime
-                .block_on(wal::archive(&settings, &path))
+            let key = one_thread(wal::archive(&settings, &path))?
                 .map_err(|e| Error::WalArchive(path.clone(), Box::new(e)))?;
             tracing::info!(file = %path.display(), %key, "archived");
             Ok(())
@@ -137,12 +141,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let Some(settings) = wal::settings_file() else {
                 return Err(Error::NotArchived(name));
             };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::Runtime)?;
-            let found = runtime
-                .block_on(wal::restore(&settings, &name, &path))
+            let found = one_thread(wal::restore(&settings, &name, &path))?
                 .map_err(|e| Error::WalRestore(name.clone(), Box::new(e)))?;
             if !found {
                 return Err(Error::NotArchived(name));

@@ -73,7 +73,7 @@ fn store(settings: &Settings, bucket: &str) -> Result<Store, Error> {
 fn compress(name: &str, bytes: Vec<u8>, compression: Compression) -> Result<Vec<u8>, Error> {
     match compression {
         Compression::None => Ok(bytes),
-        _ => {
+        Compression::Gzip => {
             // gzip with no file name and no time in its header: the same segment always gives
             // the same object, so a retry can tell "already archived" from "different".
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -82,6 +82,7 @@ fn compress(name: &str, bytes: Vec<u8>, compression: Compression) -> Result<Vec<
                 .map_err(|e| Error::Compress(name.to_owned(), e))?;
             encoder.finish().map_err(|e| Error::Compress(name.to_owned(), e))
         }
+        other => Err(Error::Compression(other.suffix().to_owned())),
     }
 }
 
@@ -156,31 +157,7 @@ pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bo
             });
         }
     };
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let (temp, mut file) = tempfile_in(dir).map_err(|e| Error::Write(dest.to_owned(), e))?;
-    let written = file
-        .write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp, dest));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::Write(dest.to_owned(), e));
-    }
+    // Whole or not at all: a temporary file beside it, then a rename.
+    crate::layout::write_if_changed(dest, &bytes, 0o600).map_err(|e| Error::Write(dest.to_owned(), e.source))?;
     Ok(true)
-}
-
-/// A new file beside where the restored one goes, for an atomic rename.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let mut suffix = [0u8; 8];
-    openssl::rand::rand_bytes(&mut suffix).map_err(std::io::Error::other)?;
-    let path = dir.join(format!(".wal-restore-{}", hex_of(&suffix)));
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-    Ok((path, file))
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -125,11 +125,9 @@ fn hex(bytes: &[u8]) -> String {
 fn settings_lines(settings: &BTreeMap<String, String>) -> Result<String, FieldError> {
     let mut body = String::new();
     for (name, value) in settings {
-        let plain = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
         let refusal = if parameters::is_directive(name) {
             Some(format!("{name} is a configuration file directive, not a parameter"))
-        } else if !plain {
+        } else if !parameters::is_name(name) {
             Some(format!("{name:?} is not a parameter name"))
         } else if value.chars().any(char::is_control) {
             Some("the value holds a line break or another control character".to_owned())

@@ -103,7 +103,7 @@ impl AsyncWrite for Stream {
 struct Stamp(Vec<(u64, u64, u64, i64, i64)>);
 
 impl Stamp {
-    fn of(files: &[PathBuf]) -> Option<Self> {
+    fn of(files: &[&std::path::Path]) -> Option<Self> {
         files
             .iter()
             .map(|f| {
@@ -136,7 +136,7 @@ impl Tls {
 
     /// The acceptor for the files on disk now; `None` when there is no certificate yet.
     fn acceptor(&self) -> Option<SslAcceptor> {
-        let stamp = Stamp::of(&[self.certificate.clone(), self.key.clone()])?;
+        let stamp = Stamp::of(&[&self.certificate, &self.key])?;
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((built_from, acceptor)) = current.as_ref()
             && *built_from == stamp

@@ -103,14 +103,20 @@ pub fn check_library(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks one parameter; the error says why it is refused.
-pub fn check(name: &str, value: &str) -> Result<(), String> {
+/// Whether `name` reads as a parameter name: letters, digits and `_`, not starting with a
+/// digit, with at most one `.` (an extension's prefix).
+pub fn is_name(name: &str) -> bool {
     let part_ok = |p: &str| {
         p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
+    parts.len() <= 2 && parts.iter().all(|p| part_ok(p))
+}
+
+/// Checks one parameter; the error says why it is refused.
+pub fn check(name: &str, value: &str) -> Result<(), String> {
+    if !is_name(name) {
         return Err("is not a parameter name: use letters, digits and '_', with at most one '.'".into());
     }
     if is_directive(name) {

@@ -211,12 +211,14 @@ impl Signature {
             return Err(Error::BadSignature("it is older than the key that made it".into()));
         }
         let (_, md) = hash_algorithm(self.hash_algo)?;
-        let digest = match (&key.material, self.pk_algo, self.material.as_slice()) {
-            (KeyMaterial::Rsa { .. }, 1, [_]) | (KeyMaterial::Ed25519(_), 22, [_, _]) => self.finish(hashed)?,
-            _ => {
-                return Err(Error::BadSignature("signature and key algorithms differ".into()));
-            }
-        };
+        let same_algorithm = matches!(
+            (&key.material, self.pk_algo, self.material.as_slice()),
+            (KeyMaterial::Rsa { .. }, 1, [_]) | (KeyMaterial::Ed25519(_), 22, [_, _])
+        );
+        if !same_algorithm {
+            return Err(Error::BadSignature("signature and key algorithms differ".into()));
+        }
+        let digest = self.finish(hashed)?;
         if digest.get(..2) != Some(self.left16.as_slice()) {
             return Err(Error::BadSignature(
                 "digest prefix mismatch (the signed data was changed)".into(),
