@@ -324,6 +324,38 @@ impl Db {
         Ok((read(0)?, read(1)?, read(2)?))
     }
 
+    /// What a base backup records of the server, and how many tablespaces besides the
+    /// default ones it has.
+    pub async fn backup_server(&self) -> Result<(cnpg_backup::base::Server, i64), Error> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int, \
+                        (SELECT system_identifier::text FROM pg_control_system()), \
+                        (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), \
+                        current_setting('data_directory'), current_setting('config_file'), \
+                        current_setting('hba_file'), current_setting('ident_file'), \
+                        (SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global'))",
+                &[],
+            )
+            .await
+            .map_err(query("read the server's identity"))?;
+        let text = |i: usize| row.try_get::<_, String>(i).map_err(query("read the server's identity"));
+        let version: i32 = row.try_get(0).map_err(query("read server_version_num"))?;
+        let segment_size: i64 = row.try_get(2).map_err(query("read wal_segment_size"))?;
+        let server = cnpg_backup::base::Server {
+            version: u32::try_from(version).unwrap_or_default(),
+            system_id: text(1)?,
+            segment_size: u64::try_from(segment_size).unwrap_or_default(),
+            pgdata: text(3)?,
+            config_file: text(4)?,
+            hba_file: text(5)?,
+            ident_file: text(6)?,
+        };
+        let tablespaces: i64 = row.try_get(7).map_err(query("count tablespaces"))?;
+        Ok((server, tablespaces))
+    }
+
     pub async fn reload(&self) -> Result<(), Error> {
         self.execute("SELECT pg_reload_conf()").await
     }

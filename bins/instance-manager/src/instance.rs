@@ -1,6 +1,7 @@
 //! `instance …`: the commands that run inside the postgres container (and its jobs).
 
 pub mod backup;
+pub mod base_backup;
 pub mod config;
 pub mod http;
 pub mod init;

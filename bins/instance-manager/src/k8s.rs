@@ -328,6 +328,7 @@ impl ClusterApi {
             secret_access_key: secret_access_key.trim().to_owned(),
             session_token: session_token.map(|t| t.trim().to_owned()),
             compression: store.wal.as_ref().and_then(|w| w.compression.clone()),
+            data_compression: store.data.as_ref().and_then(|d| d.compression.clone()),
         }))
     }
 

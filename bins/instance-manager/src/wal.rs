@@ -51,12 +51,12 @@ pub fn settings_file() -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
-fn read_settings(file: &Path) -> Result<Settings, Error> {
+pub(crate) fn read_settings(file: &Path) -> Result<Settings, Error> {
     let text = std::fs::read(file).map_err(|e| Error::Read(file.to_owned(), e))?;
     serde_json::from_slice(&text).map_err(|e| Error::Settings(file.to_owned(), e.to_string()))
 }
 
-fn store(settings: &Settings, bucket: &str) -> Result<Store, Error> {
+pub(crate) fn store(settings: &Settings, bucket: &str) -> Result<Store, Error> {
     Ok(Store::new(Config {
         endpoint: settings.endpoint.clone(),
         bucket: bucket.to_owned(),

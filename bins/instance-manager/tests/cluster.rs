@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::{Options, build};
 use cnpg_imaging::site::Site;
-use cnpg_instance_api::{BackupPhase, StartBackup, StopBackup};
+use cnpg_instance_api::{BackupPhase, BaseBackupPhase, StartBackup, StopBackup, TakeBackup};
 use cnpg_pki::{Authority, Usage};
 use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
 use cnpg_testkit::postgres::{as_user, bin_dir};
@@ -963,8 +963,27 @@ fn put_secret(h: &Harness, secret: k8s_openapi::api::core::v1::Secret) {
     .unwrap();
 }
 
-/// `barman-cloud-wal-restore` (Debian's barman-cli-cloud, boto3 underneath) fetching `wal`
-/// from the store into `dest`: barman's own reading of what we archived.
+/// One of barman's cloud tools (Debian's barman-cli-cloud, boto3 underneath) against `s3`, with
+/// the store's credentials in its environment: what it printed, or why it failed.
+fn barman(s3: &S3Server, tool: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(tool)
+        .args(["--cloud-provider", "aws-s3", "--endpoint-url", &s3.endpoint])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .env("AWS_DEFAULT_REGION", &s3.region)
+        .env("AWS_CA_BUNDLE", s3.ca_file())
+        .output()
+        .map_err(|e| format!("{tool} (Debian's barman-cli-cloud, installed by scripts/setup.sh): {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `barman-cloud-wal-restore` fetching `wal` into `dest`: barman's own reading of what we
+/// archived.
 fn barman_wal_restore(
     s3: &S3Server,
     destination: &str,
@@ -972,61 +991,51 @@ fn barman_wal_restore(
     wal: &str,
     dest: &std::path::Path,
 ) -> Result<(), String> {
-    let out = Command::new("barman-cloud-wal-restore")
-        .args([
-            "--cloud-provider",
-            "aws-s3",
-            "--endpoint-url",
-            &s3.endpoint,
-            destination,
-            server,
-            wal,
-        ])
-        .arg(dest)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
-        .env("AWS_DEFAULT_REGION", &s3.region)
-        .env("AWS_CA_BUNDLE", s3.ca_file())
-        .output()
-        .map_err(|e| {
-            format!("barman-cloud-wal-restore (Debian's barman-cli-cloud, installed by scripts/setup.sh): {e}")
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let dest = dest.to_str().unwrap();
+    barman(s3, "barman-cloud-wal-restore", &[destination, server, wal, dest]).map(drop)
 }
 
-#[test]
-fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
-    let s3 = S3Server::start().unwrap();
+/// The Secret holding the store's access key with `secret_key`.
+fn s3_credentials(s3: &S3Server, secret_key: &str) -> k8s_openapi::api::core::v1::Secret {
+    cnpg_testkit::instances::secret(
+        "s3",
+        "Opaque",
+        &[("ACCESS_KEY_ID", &s3.access_key_id), ("ACCESS_SECRET_KEY", secret_key)],
+    )
+}
+
+/// A one-instance Cluster whose `barmanObjectStore` is `destination` on `s3` plus `options`,
+/// with the credential and CA Secrets it names.
+fn archiving_cluster(s3: &S3Server, destination: &str, options: Value) -> Harness {
     let mut spec = cluster_spec();
     spec["instances"] = json!(1);
-    spec["backup"] = json!({"barmanObjectStore": {
-        "destinationPath": "s3://backups/archive",
+    let mut store = json!({
+        "destinationPath": destination,
         "endpointURL": s3.endpoint,
         "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
         "s3Credentials": {
             "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
             "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
         },
-        "wal": {"compression": "gzip"},
-    }});
+    });
+    for (key, value) in options.as_object().unwrap() {
+        store[key] = value.clone();
+    }
+    spec["backup"] = json!({ "barmanObjectStore": store });
     let h = Harness::new(spec, manager());
-    let credentials = |secret_key: &str| {
-        cnpg_testkit::instances::secret(
-            "s3",
-            "Opaque",
-            &[("ACCESS_KEY_ID", &s3.access_key_id), ("ACCESS_SECRET_KEY", secret_key)],
-        )
-    };
-    put_secret(&h, credentials(&s3.secret_access_key));
+    put_secret(&h, s3_credentials(s3, &s3.secret_access_key));
     let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
     put_secret(
         &h,
         cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
     );
+    h
+}
+
+#[test]
+fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
+    let s3 = S3Server::start().unwrap();
+    let h = archiving_cluster(&s3, "s3://backups/archive", json!({"wal": {"compression": "gzip"}}));
     let (_rw, node) = one_primary(&h, [127, 0, 0, 23], [127, 0, 0, 24], |_| {});
     let settings = node.root.join("controller").join(cnpg_backup::archive::FILE_NAME);
     assert!(wait_until(DEADLINE, || settings.is_file()), "{}", node.log());
@@ -1094,28 +1103,12 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     );
     let foreign = h.work.path().join("0000000500000000000000AA");
     std::fs::write(&foreign, &first_bytes).unwrap();
-    let archived_by_barman = Command::new("barman-cloud-wal-archive")
-        .args([
-            "--gzip",
-            "--cloud-provider",
-            "aws-s3",
-            "--endpoint-url",
-            &s3.endpoint,
-            "s3://backups/archive",
-            CLUSTER,
-        ])
-        .arg(&foreign)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
-        .env("AWS_DEFAULT_REGION", &s3.region)
-        .env("AWS_CA_BUNDLE", s3.ca_file())
-        .output()
-        .unwrap();
-    assert!(
-        archived_by_barman.status.success(),
-        "{}",
-        String::from_utf8_lossy(&archived_by_barman.stderr)
-    );
+    barman(
+        &s3,
+        "barman-cloud-wal-archive",
+        &["--gzip", "s3://backups/archive", CLUSTER, foreign.to_str().unwrap()],
+    )
+    .unwrap();
     let theirs = h.work.path().join("theirs");
     let out = wal_restore("0000000500000000000000AA", &theirs);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1134,7 +1127,7 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
 
     // The store refuses the credentials: PostgreSQL keeps the segment and retries; once they
     // are right again, it is archived, and none is missing.
-    put_secret(&h, credentials("not-the-secret"));
+    put_secret(&h, s3_credentials(&s3, "not-the-secret"));
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&settings)
         .unwrap_or_default()
         .contains("not-the-secret")));
@@ -1161,7 +1154,7 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     );
     assert!(ready.exists(), "the segment waits in pg_wal");
     assert!(!archived(&node, &second));
-    put_secret(&h, credentials(&s3.secret_access_key));
+    put_secret(&h, s3_credentials(&s3, &s3.secret_access_key));
     assert!(
         wait_until(Duration::from_secs(120), || archived(&node, &second)),
         "{second} not archived after the credentials were fixed:\n{}",
@@ -1170,6 +1163,162 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     let restored = h.work.path().join("restored-2");
     barman_wal_restore(&s3, "s3://backups/archive", CLUSTER, &second, &restored).unwrap();
     assert!(std::fs::read(&restored).unwrap() == second_bytes);
+
+    // No credential in any log.
+    let logs = format!("{}{}", node.log(), node.postgres_log());
+    assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
+}
+
+/// The operator's client certificate, pinned in the Cluster's status, as the operator does.
+fn pin_operator(h: &Harness) -> cnpg_pki::Pair {
+    let now = now();
+    let operator_ca = Authority::generate("cnpg-operator", "cnpg-system", now, 1).unwrap();
+    let operator = operator_ca.issue("cnpg-operator", Usage::Client, &[], now, 1).unwrap();
+    let fingerprint = cnpg_pki::public_key_fingerprint(&operator.certificate).unwrap();
+    h.patch_status(json!({"operatorCertificateFingerprint": fingerprint}));
+    operator
+}
+
+#[test]
+fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_row() {
+    let s3 = S3Server::start().unwrap();
+    let destination = "s3://backups/base";
+    let h = archiving_cluster(
+        &s3,
+        destination,
+        json!({"wal": {"compression": "gzip"}, "data": {"compression": "gzip"}}),
+    );
+    let (_rw, node) = one_primary(&h, [127, 0, 0, 25], [127, 0, 0, 26], |_| {});
+    let address = node.status_address();
+    let request = TakeBackup {
+        backup_name: "nightly".into(),
+        immediate_checkpoint: true,
+        wait_for_archive: true,
+    };
+    let refused = h.rt.block_on(h.client(None).take_backup(address, &request));
+    assert!(
+        matches!(
+            refused,
+            Err(cnpg_instance_api::client::Error::Status { status: 401, .. })
+        ),
+        "{refused:?}"
+    );
+    let operator = pin_operator(&h);
+    let client = h.client(Some(&operator));
+    h.app_sql(
+        &node,
+        "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 1000)",
+    )
+    .unwrap();
+
+    // The backup runs in the background; its status says where it is.
+    let mut started = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            started = h.rt.block_on(client.take_backup(address, &request)).ok();
+            started.is_some()
+        }),
+        "the backup never started:\n{}",
+        node.log()
+    );
+    let started = started.unwrap();
+    assert_eq!(started.phase, BaseBackupPhase::Running);
+    assert_eq!(started.destination_path.as_deref(), Some(destination));
+    assert_eq!(started.server_name.as_deref(), Some(CLUSTER));
+    let id = started.backup_id.clone().unwrap();
+    let mut done = started;
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            done = h.rt.block_on(client.base_backup_status(address)).unwrap();
+            done.phase != BaseBackupPhase::Running
+        }),
+        "the backup did not end:\n{}",
+        node.log()
+    );
+    assert_eq!(done.phase, BaseBackupPhase::Completed, "{done:?}\n{}", node.log());
+    assert_eq!(done.backup_id.as_deref(), Some(id.as_str()));
+
+    // Rows written after the backup reach the store as WAL.
+    h.app_sql(&node, "INSERT INTO t SELECT generate_series(1001, 1500)")
+        .unwrap();
+    let segment = peer_sql(&node, "SELECT pg_walfile_name(pg_current_wal_lsn())").unwrap();
+    peer_sql(&node, "SELECT pg_switch_wal()").unwrap();
+    assert!(wait_until(DEADLINE, || peer_sql(
+        &node,
+        "SELECT last_archived_wal FROM pg_stat_archiver"
+    )
+    .as_deref()
+        == Ok(segment.as_str())));
+
+    // barman lists the backup as a whole one, with the WAL range the instance reported.
+    let listed = barman(
+        &s3,
+        "barman-cloud-backup-list",
+        &["--format", "json", destination, CLUSTER],
+    )
+    .unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let backups = listed["backups_list"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{listed}");
+    let backup = &backups[0];
+    assert_eq!(backup["backup_id"], json!(id));
+    assert_eq!(backup["status"], json!("DONE"));
+    assert_eq!(backup["compression"], json!("gzip"));
+    assert_eq!(backup["begin_wal"].as_str(), done.begin_wal.as_deref());
+    assert_eq!(backup["end_wal"].as_str(), done.end_wal.as_deref());
+    assert_eq!(backup["begin_xlog"].as_str(), done.begin_lsn.as_deref());
+
+    // barman restores it; PostgreSQL replays barman's WAL restores to the end and has every row.
+    let mut restored = cnpg_testkit::postgres::Postgres::init(MAJOR, &[]).unwrap();
+    let data = restored.data();
+    std::fs::remove_dir_all(&data).unwrap();
+    barman(
+        &s3,
+        "barman-cloud-restore",
+        &[destination, CLUSTER, &id, data.to_str().unwrap()],
+    )
+    .unwrap();
+    assert!(data.join("backup_label").is_file(), "the label is in the tarball");
+    assert!(!data.join("postmaster.pid").exists());
+    let restore_command = format!(
+        "env AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} AWS_CA_BUNDLE={} \
+         barman-cloud-wal-restore --cloud-provider aws-s3 --endpoint-url {} {destination} {CLUSTER} %f %p",
+        s3.access_key_id,
+        s3.secret_access_key,
+        s3.region,
+        s3.ca_file().display(),
+        s3.endpoint
+    );
+    let mut auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap_or_default();
+    auto.push_str(&format!(
+        "restore_command = '{restore_command}'\narchive_mode = off\nlog_directory = '{}'\n",
+        restored.logs().display()
+    ));
+    std::fs::write(data.join("postgresql.auto.conf"), auto).unwrap();
+    std::fs::write(data.join("recovery.signal"), "").unwrap();
+    let owner = Command::new("chown")
+        .args(["-R", "--reference"])
+        .arg(restored.root())
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(owner.success());
+    restored.start().unwrap();
+    assert!(
+        wait_until(DEADLINE, || restored.sql("SELECT pg_is_in_recovery()").ok().as_deref()
+            == Some("f")),
+        "recovery did not end:\n{}",
+        restored.log_text()
+    );
+    assert_eq!(
+        restored.sql_each(&["\\c app", "SELECT count(*) FROM t"]).unwrap(),
+        "1500"
+    );
+    assert_eq!(
+        restored.sql("SELECT timeline_id FROM pg_control_checkpoint()").unwrap(),
+        "2",
+        "promoted onto a new timeline"
+    );
 
     // No credential in any log.
     let logs = format!("{}{}", node.log(), node.postgres_log());

@@ -1,4 +1,4 @@
-//! What the WAL archiver needs to reach the object store, resolved from the Cluster and its
+//! What the WAL archiver and base backups need to reach the object store, resolved from the Cluster and its
 //! Secrets by `instance run` and handed to `wal-archive` (a process PostgreSQL starts per
 //! segment) in a file only the instance's user can read. Credentials never go through a
 //! command line or an environment variable, and `Debug` never prints them.
@@ -28,6 +28,9 @@ pub struct Settings {
     pub session_token: Option<String>,
     /// `wal.compression`: none or `gzip` so far.
     pub compression: Option<String>,
+    /// `data.compression` of base backups: none or `gzip` so far.
+    #[serde(default)]
+    pub data_compression: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Settings {
             .field("secret_access_key", &"[redacted]")
             .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
             .field("compression", &self.compression)
+            .field("data_compression", &self.data_compression)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +80,7 @@ mod tests {
             secret_access_key: "wJalrXUtnFEMI".into(),
             session_token: Some("FQoGZXIvYXdzE".into()),
             compression: Some("gzip".into()),
+            data_compression: None,
         };
         let printed = format!("{settings:?}");
         assert!(

@@ -131,11 +131,11 @@ impl BackupInfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// What barman-cloud-backup 3.4 wrote for a PostgreSQL 15 server (paths as in a pod).
-    const BARMAN_WROTE: &str = "backup_label='START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\\nCHECKPOINT LOCATION: 0/2000060\\nBACKUP METHOD: streamed\\nBACKUP FROM: primary\\nSTART TIME: 2026-12-01 15:41:24 UTC\\nLABEL: Barman backup cloud 20261201T154123\\nSTART TIMELINE: 1\\n'
+    pub(crate) const BARMAN_WROTE: &str = "backup_label='START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\\nCHECKPOINT LOCATION: 0/2000060\\nBACKUP METHOD: streamed\\nBACKUP FROM: primary\\nSTART TIME: 2026-12-01 15:41:24 UTC\\nLABEL: Barman backup cloud 20261201T154123\\nSTART TIMELINE: 1\\n'
 begin_offset=40
 begin_time=2026-12-01 15:41:23.934446+00:00
 begin_wal=000000010000000000000002

@@ -15,6 +15,7 @@
 //! what it wrote.)
 
 pub mod archive;
+pub mod base;
 pub mod info;
 
 use std::fmt;

@@ -15,7 +15,7 @@ use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use openssl::x509::X509;
 use tokio_openssl::SslStream;
 
-use crate::{BackupStatus, InstanceStatus, StartBackup, StopBackup};
+use crate::{BackupStatus, BaseBackupStatus, InstanceStatus, StartBackup, StopBackup, TakeBackup};
 
 /// A request to an instance failed.
 #[derive(Debug, thiserror::Error)]
@@ -212,5 +212,18 @@ impl Client {
     /// The current or last backup (operator certificate).
     pub async fn backup_status(&self, addr: SocketAddr) -> Result<BackupStatus, Error> {
         self.get_json(addr, crate::paths::BACKUP).await
+    }
+
+    /// Starts a base backup to the object store (operator certificate); it runs in the
+    /// background: poll [`Self::base_backup_status`].
+    pub async fn take_backup(&self, addr: SocketAddr, request: &TakeBackup) -> Result<BaseBackupStatus, Error> {
+        let body = serde_json::to_vec(request).map_err(|source| Error::Json { addr, source })?;
+        self.json(addr, Method::POST, crate::paths::BASE_BACKUP, body.into())
+            .await
+    }
+
+    /// The current or last base backup (operator certificate).
+    pub async fn base_backup_status(&self, addr: SocketAddr) -> Result<BaseBackupStatus, Error> {
+        self.get_json(addr, crate::paths::BASE_BACKUP).await
     }
 }

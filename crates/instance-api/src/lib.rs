@@ -32,6 +32,67 @@ pub mod paths {
     /// [`super::StartBackup`], PUT [`super::StopBackup`]; requires the operator's client
     /// certificate.
     pub const BACKUP: &str = "/pg/mode/backup";
+    /// A base backup to the Cluster's object store: GET the state of the current or last one,
+    /// POST [`super::TakeBackup`] to start one; requires the operator's client certificate.
+    pub const BASE_BACKUP: &str = "/pg/backup";
+}
+
+/// POST `/pg/backup`: take a base backup of this instance and upload it, with the WAL it
+/// needs archived, to the object store of `spec.backup.barmanObjectStore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeBackup {
+    /// The Backup's name; the backup label.
+    pub backup_name: String,
+    /// Checkpoint at once instead of spreading it.
+    #[serde(default)]
+    pub immediate_checkpoint: bool,
+    /// Finish only once the last WAL segment the backup needs is archived (the default).
+    #[serde(default = "yes")]
+    pub wait_for_archive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a base backup stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BaseBackupPhase {
+    /// No base backup since the instance manager started.
+    #[default]
+    Idle,
+    /// Copying and uploading.
+    Running,
+    /// Stored: `backup.info` is written and the backup is listed.
+    Completed,
+    /// `error` says why; nothing is listed for it.
+    Failed,
+}
+
+/// The answer of every `/pg/backup` call: the current (or last) base backup, in the terms of
+/// a Backup's status.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseBackupStatus {
+    pub backup_name: Option<String>,
+    pub phase: BaseBackupPhase,
+    /// barman's backup ID (the start time, `YYYYMMDDTHHMMSS`).
+    pub backup_id: Option<String>,
+    pub destination_path: Option<String>,
+    pub server_name: Option<String>,
+    pub begin_wal: Option<String>,
+    pub end_wal: Option<String>,
+    #[serde(rename = "beginLSN")]
+    pub begin_lsn: Option<String>,
+    #[serde(rename = "endLSN")]
+    pub end_lsn: Option<String>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub error: Option<String>,
 }
 
 /// POST `/pg/mode/backup`: put the instance in backup mode (`pg_backup_start`) on a session

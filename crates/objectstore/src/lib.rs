@@ -1,5 +1,5 @@
 //! S3-compatible object storage, the way backups use it: put, get, head, list and delete of
-//! whole objects in one bucket, over HTTPS only (the system's roots plus an endpoint CA),
+//! whole objects in one bucket, multipart uploads and streamed reads for base backups, over HTTPS only (the system's roots plus an endpoint CA),
 //! path-style addressing, every request signed with AWS Signature Version 4 on OpenSSL and
 //! every body hashed into its signature. A single-part object read back is checked against
 //! its ETag (its MD5); a write is checked the same way before it counts as stored.
@@ -106,20 +106,30 @@ pub struct Store {
     page_size: u32,
 }
 
+/// The text of the first `<name>` element of an S3 XML document (unescaped), if any.
+fn xml_field(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let (_, rest) = body.split_once(open.as_str())?;
+    let (value, _) = rest.split_once(&format!("</{name}>"))?;
+    Some(quick_xml::escape::unescape(value).map_or_else(|_| value.to_owned(), |v| v.into_owned()))
+}
+
 /// The S3 error document's code and message, when the body is one.
 fn error_fields(body: &str) -> (String, String) {
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        body.split_once(open.as_str())
-            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
-            .map(|(value, _)| value.to_owned())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| xml_field(body, name).unwrap_or_default();
     (field("Code"), field("Message"))
 }
 
 fn md5_hex(data: &[u8]) -> Result<String, Error> {
     Ok(hex::encode(hash(MessageDigest::md5(), data)?))
+}
+
+fn etag_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(|e| e.trim_matches('"').to_owned())
 }
 
 /// Whether `etag` is the plain MD5 a single-part upload gets (multipart ones end in `-N`).
@@ -164,8 +174,9 @@ impl Store {
         method: &'static str,
         key: &str,
         query: &[(&str, &str)],
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
     ) -> Result<reqwest::Response, Error> {
+        let body: bytes::Bytes = body.into();
         let path = format!(
             "/{}/{}",
             sigv4::uri_encode(&self.config.bucket, false),
@@ -346,6 +357,190 @@ impl Store {
         let response = self.send("DELETE", key, &[], Vec::new()).await?;
         self.checked("DELETE", key, response, true).await?;
         Ok(())
+    }
+
+    /// Starts writing `key` in parts; nothing is visible at `key` until [`Upload::complete`].
+    pub async fn start_upload(&self, key: &str) -> Result<Upload, Error> {
+        let response = self.send("POST", key, &[("uploads", "")], Vec::new()).await?;
+        let body = self.body_of("POST", key, response).await?;
+        let id = xml_field(&body, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::Integrity {
+                key: key.to_owned(),
+                problem: "the store started a multipart upload without an UploadId".into(),
+            })?;
+        Ok(Upload {
+            store: self.clone(),
+            key: key.to_owned(),
+            id,
+        })
+    }
+
+    /// A successful response's body as text (an S3 error document in a 200 is an error).
+    async fn body_of(&self, method: &'static str, key: &str, response: reqwest::Response) -> Result<String, Error> {
+        let response = self.checked(method, key, response, false).await?;
+        let body = match response {
+            Some(r) => r.text().await.map_err(|source| Error::Request {
+                method,
+                key: key.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        if body.contains("<Error>") {
+            let (code, message) = error_fields(&body);
+            return Err(Error::Status {
+                method,
+                key: key.to_owned(),
+                status: 200,
+                code,
+                message,
+            });
+        }
+        Ok(body)
+    }
+
+    /// The object at `key` as a stream of chunks, or None when there is no such object; the
+    /// bytes of a single-part object are checked against its ETag when the stream ends.
+    pub async fn get_stream(&self, key: &str) -> Result<Option<Download>, Error> {
+        let response = self.send("GET", key, &[], Vec::new()).await?;
+        let Some(response) = self.checked("GET", key, response, true).await? else {
+            return Ok(None);
+        };
+        let etag = etag_of(&response).filter(|e| is_md5(e));
+        Ok(Some(Download {
+            key: key.to_owned(),
+            response,
+            md5: etag
+                .map(|e| Ok::<_, Error>((openssl::hash::Hasher::new(MessageDigest::md5())?, e)))
+                .transpose()?,
+        }))
+    }
+}
+
+/// One part of a multipart upload, as the store confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// 1 to 10,000.
+    pub number: u32,
+    /// The MD5 of the part's bytes (hex), which the store's ETag for it matched.
+    pub md5: String,
+}
+
+/// An object being written in parts (each but the last at least 5 MiB), completed or aborted
+/// as a whole. Parts may be sent concurrently from clones.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    store: Store,
+    key: String,
+    id: String,
+}
+
+impl Upload {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Sends part `number`; returns once the store confirmed exactly these bytes.
+    pub async fn put_part(&self, number: u32, body: bytes::Bytes) -> Result<Part, Error> {
+        let md5 = md5_hex(&body)?;
+        let number_text = number.to_string();
+        let query = [("partNumber", number_text.as_str()), ("uploadId", self.id.as_str())];
+        let response = self.store.send("PUT", &self.key, &query, body).await?;
+        let response = self.store.checked("PUT", &self.key, response, false).await?;
+        match response.as_ref().and_then(etag_of) {
+            Some(etag) if etag.eq_ignore_ascii_case(&md5) => Ok(Part { number, md5 }),
+            other => Err(Error::Integrity {
+                key: self.key.clone(),
+                problem: format!(
+                    "part {number}: the store confirmed ETag {}, the bytes sent have MD5 {md5}",
+                    other.as_deref().unwrap_or("(none)")
+                ),
+            }),
+        }
+    }
+
+    /// Makes the object out of `parts` (in part-number order); checks the store's ETag for the
+    /// whole, the MD5 of the parts' MD5s followed by their count.
+    pub async fn complete(self, mut parts: Vec<Part>) -> Result<(), Error> {
+        parts.sort_by_key(|p| p.number);
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        let mut digests = Vec::with_capacity(parts.len() * 16);
+        for part in &parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+                part.number, part.md5
+            ));
+            digests.extend(hex::decode(&part.md5).map_err(|_| Error::Integrity {
+                key: self.key.clone(),
+                problem: format!("part {} has no MD5", part.number),
+            })?);
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let expected = format!("{}-{}", md5_hex(&digests)?, parts.len());
+        let query = [("uploadId", self.id.as_str())];
+        let response = self.store.send("POST", &self.key, &query, xml.into_bytes()).await?;
+        let body = self.store.body_of("POST", &self.key, response).await?;
+        match xml_field(&body, "ETag").map(|e| e.trim_matches('"').to_owned()) {
+            Some(etag) if etag.eq_ignore_ascii_case(&expected) => Ok(()),
+            other => Err(Error::Integrity {
+                key: self.key.clone(),
+                problem: format!(
+                    "the store completed the upload with ETag {}, the parts sent make {expected}",
+                    other.as_deref().unwrap_or("(none)")
+                ),
+            }),
+        }
+    }
+
+    /// Drops the parts sent so far; the object is not created.
+    pub async fn abort(self) -> Result<(), Error> {
+        let query = [("uploadId", self.id.as_str())];
+        let response = self.store.send("DELETE", &self.key, &query, Vec::new()).await?;
+        self.store.checked("DELETE", &self.key, response, true).await?;
+        Ok(())
+    }
+}
+
+/// An object being read chunk by chunk.
+pub struct Download {
+    key: String,
+    response: reqwest::Response,
+    /// The running MD5 and the ETag it must end as (single-part objects).
+    md5: Option<(openssl::hash::Hasher, String)>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The next chunk, or None at the end (after the bytes were checked against the ETag).
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, Error> {
+        let chunk = self.response.chunk().await.map_err(|source| Error::Request {
+            method: "GET",
+            key: self.key.clone(),
+            source,
+        })?;
+        match (&chunk, self.md5.as_mut()) {
+            (Some(data), Some((hasher, _))) => hasher.update(data)?,
+            (None, Some((hasher, etag))) => {
+                let md5 = hex::encode(hasher.finish()?);
+                if !etag.eq_ignore_ascii_case(&md5) {
+                    return Err(Error::Integrity {
+                        key: self.key.clone(),
+                        problem: format!("the bytes read have MD5 {md5}, the store says {etag}"),
+                    });
+                }
+                self.md5 = None;
+            }
+            _ => {}
+        }
+        Ok(chunk)
     }
 }
 

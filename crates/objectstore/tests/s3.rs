@@ -111,3 +111,54 @@ async fn a_wrong_secret_or_an_unknown_ca_stores_nothing() {
     let good = store(&server, &server.secret_access_key, true);
     assert!(good.list("pg/").await.unwrap().is_empty(), "nothing was stored");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_written_in_parts_is_whole_or_absent_and_streams_back() {
+    let server = S3Server::start().unwrap();
+    let ours = store(&server, &server.secret_access_key, true);
+    // Two parts, the first at S3's 5 MiB minimum, sent out of order.
+    let first: Vec<u8> = (0..5 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let second = b"the last part may be small".to_vec();
+    let key = "pg/base/20261201T154123/data.tar";
+    let upload = ours.start_upload(key).await.unwrap();
+    let b = upload.put_part(2, second.clone().into()).await.unwrap();
+    assert_eq!(ours.head(key).await.unwrap(), None, "nothing visible before completion");
+    let a = upload.put_part(1, first.clone().into()).await.unwrap();
+    upload.complete(vec![b, a]).await.unwrap();
+    let whole = [first.as_slice(), second.as_slice()].concat();
+
+    // boto3 reads the same bytes; so do we, chunk by chunk.
+    let md5 = server
+        .python(
+            "import boto3,os,hashlib\ns3=boto3.client('s3',endpoint_url=os.environ['S3_ENDPOINT'],verify=os.environ['S3_CA'])\n\
+             print(hashlib.md5(s3.get_object(Bucket=os.environ['S3_BUCKET'], Key=os.environ['KEY'])['Body'].read()).hexdigest())",
+            &[("KEY", key)],
+        )
+        .unwrap();
+    let expected = hex::encode(openssl::hash::hash(openssl::hash::MessageDigest::md5(), &whole).unwrap());
+    assert_eq!(md5.trim(), expected);
+    let mut download = ours.get_stream(key).await.unwrap().unwrap();
+    let mut read = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        read.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(read == whole, "streamed other bytes");
+    assert!(chunks > 1, "read in chunks, not at once");
+    assert!(ours.get_stream("pg/none").await.unwrap().is_none());
+
+    // An aborted upload leaves nothing; completing with a part the store never got fails.
+    let aborted = ours.start_upload("pg/aborted").await.unwrap();
+    aborted.put_part(1, first.clone().into()).await.unwrap();
+    aborted.abort().await.unwrap();
+    assert_eq!(ours.head("pg/aborted").await.unwrap(), None);
+    let partial = ours.start_upload("pg/partial").await.unwrap();
+    let one = partial.put_part(1, first.into()).await.unwrap();
+    let never_sent = cnpg_objectstore::Part {
+        number: 2,
+        md5: "0".repeat(32),
+    };
+    assert!(partial.complete(vec![one, never_sent]).await.is_err());
+    assert_eq!(ours.head("pg/partial").await.unwrap(), None);
+}

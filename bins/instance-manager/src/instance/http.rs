@@ -2,8 +2,8 @@
 //! certificate is served from the next connection on, without a restart), within the
 //! listener limits of `listener.rs`. Probes and
 //! `/pg/status` are open, as the kubelet and the operator need them; `/pg/controldata` and
-//! `/pg/mode/backup` (online backup mode for volume snapshots) require the operator's client
-//! certificate, pinned by the public-key fingerprint the operator published in the Cluster's
+//! `/pg/mode/backup` (online backup mode for volume snapshots) and `/pg/backup` (a base backup
+//! to the object store) require the operator's client certificate, pinned by the public-key fingerprint the operator published in the Cluster's
 //! status.
 
 use std::convert::Infallible;
@@ -16,6 +16,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::backup::BackupMode;
+use super::base_backup::BaseBackups;
 use super::listener::{self, LIMITS, Tls};
 use crate::db::Db;
 use crate::layout::Layout;
@@ -43,6 +44,7 @@ pub struct Shared {
     phase: Mutex<Phase>,
     operator_fingerprint: Mutex<Option<String>>,
     backup: BackupMode,
+    base_backups: BaseBackups,
 }
 
 impl Shared {
@@ -54,6 +56,7 @@ impl Shared {
             phase: Mutex::new(Phase::Stopped),
             operator_fingerprint: Mutex::new(None),
             backup: BackupMode::default(),
+            base_backups: BaseBackups::default(),
         }
     }
 
@@ -151,6 +154,12 @@ async fn handle(
             Ok(()) => backup(shared, method, body).await,
         };
     }
+    if path == paths::BASE_BACKUP {
+        return match authorize(shared, client) {
+            Err(response) => *response,
+            Ok(()) => base_backup(shared, method, body).await,
+        };
+    }
     if method != Method::GET {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -180,11 +189,42 @@ async fn handle(
     }
 }
 
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
+}
+
+/// `/pg/backup`: GET the state, POST start a base backup; PostgreSQL must be running.
+async fn base_backup(shared: &Shared, method: &Method, body: &[u8]) -> Response<Full<Bytes>> {
+    let result = match *method {
+        Method::GET => Ok(shared.base_backups.status().await),
+        Method::POST if shared.phase() != Phase::Running => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL is not running".to_owned()))
+        }
+        Method::POST => match parse(body) {
+            Ok(request) => {
+                let layout = &shared.layout;
+                shared
+                    .base_backups
+                    .start(
+                        layout.controller_dir.join(cnpg_backup::archive::FILE_NAME),
+                        layout.sockets(),
+                        layout.pg_data.clone(),
+                        request,
+                    )
+                    .await
+            }
+            Err(refusal) => Err(refusal),
+        },
+        _ => Err((StatusCode::METHOD_NOT_ALLOWED, "GET or POST (start)".to_owned())),
+    };
+    match result {
+        Ok(status) => json(&status),
+        Err((code, why)) => reply(code, "text/plain", format!("{why}\n")),
+    }
+}
+
 /// `/pg/mode/backup`: GET the state, POST start, PUT stop; PostgreSQL must be running.
 async fn backup(shared: &Shared, method: &Method, body: &[u8]) -> Response<Full<Bytes>> {
-    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
-        serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))
-    }
     let result = match *method {
         Method::GET => Ok(shared.backup.status().await),
         Method::POST if shared.phase() != Phase::Running => {
