@@ -9,6 +9,7 @@ pub mod join;
 pub mod listener;
 pub mod metrics;
 pub mod postmaster;
+pub mod restore;
 pub mod run;
 
 use std::net::SocketAddr;
@@ -21,6 +22,10 @@ pub enum InstanceCommand {
     Init(init::InitArgs),
     /// Clone a replica's data directory from the primary (pg_basebackup, certificate auth).
     Join(join::JoinArgs),
+    /// Create a primary's data directory from a base backup and the WAL archived after it, in
+    /// the object store of `bootstrap.recovery.source`, up to the recovery target; promoted onto
+    /// a new timeline (the full-recovery job).
+    Restore(restore::RestoreArgs),
     /// Run as PID 1: configure, start and supervise PostgreSQL; serve status on 8000.
     Run(run::RunArgs),
     /// Print this instance's status (GET /pg/status on the local status server) as JSON.

@@ -297,6 +297,48 @@ impl ClusterApi {
         else {
             return Ok(None);
         };
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        self.store_settings(value, &name).await.map(Some)
+    }
+
+    /// Where `bootstrap.recovery.source` keeps its backups and WAL (its external cluster's
+    /// `barmanObjectStore`, `serverName` defaulting to the entry's name), or why there is none.
+    pub async fn recovery_source(&self, cluster: &Cluster) -> Result<cnpg_backup::archive::Settings, Error> {
+        let recovery = cluster
+            .spec
+            .bootstrap
+            .as_ref()
+            .and_then(|b| b.recovery.as_ref())
+            .ok_or_else(|| Error::ObjectStore("spec.bootstrap.recovery is not set".into()))?;
+        if let Some(backup) = &recovery.backup {
+            return Err(Error::ObjectStore(format!(
+                "recovery from Backup {:?} is not supported yet: name its object store in spec.externalClusters \
+                 and recover from it as source, with recoveryTarget.backupID",
+                backup.name
+            )));
+        }
+        let source = recovery.source.as_deref().unwrap_or_default();
+        let store = cluster
+            .spec
+            .external_clusters
+            .iter()
+            .flatten()
+            .find(|e| e.name == source)
+            .and_then(|e| e.barman_object_store.as_ref())
+            .ok_or_else(|| {
+                Error::ObjectStore(format!(
+                    "spec.bootstrap.recovery.source {source:?} names no external cluster with a barmanObjectStore"
+                ))
+            })?;
+        self.store_settings(store, source).await
+    }
+
+    /// A `barmanObjectStore` resolved: its credentials and CA read from the Secrets it names.
+    async fn store_settings(
+        &self,
+        value: &serde_json::Value,
+        default_server: &str,
+    ) -> Result<cnpg_backup::archive::Settings, Error> {
         let store = cnpg_api::barman::ObjectStore::from_value(value).map_err(Error::ObjectStore)?;
         let endpoint = store
             .endpoint_url
@@ -317,19 +359,18 @@ impl ClusterApi {
             .unwrap_or_else(|| "us-east-1".to_owned());
         let session_token = self.optional_key(credentials.session_token.as_ref()).await?;
         let ca_pem = self.optional_key(store.endpoint_ca.as_ref()).await?;
-        let name = cluster.metadata.name.clone().unwrap_or_default();
-        Ok(Some(cnpg_backup::archive::Settings {
+        Ok(cnpg_backup::archive::Settings {
             endpoint,
             ca_pem,
             destination: store.destination_path.clone(),
-            server: store.server(&name).to_owned(),
+            server: store.server(default_server).to_owned(),
             region: region.trim().to_owned(),
             access_key_id: access_key_id.trim().to_owned(),
             secret_access_key: secret_access_key.trim().to_owned(),
             session_token: session_token.map(|t| t.trim().to_owned()),
             compression: store.wal.as_ref().and_then(|w| w.compression.clone()),
             data_compression: store.data.as_ref().and_then(|d| d.compression.clone()),
-        }))
+        })
     }
 
     /// The monitoring query documents of `cluster`, named by where they came from: the

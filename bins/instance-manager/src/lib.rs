@@ -86,6 +86,8 @@ pub enum Error {
     Init(#[source] Box<instance::init::Error>),
     #[error("instance join failed")]
     Join(#[source] Box<instance::join::Error>),
+    #[error("instance restore failed")]
+    Restore(#[source] Box<instance::restore::Error>),
     #[error("instance run failed")]
     Run(#[source] Box<instance::run::Error>),
     #[error("instance status failed")]
@@ -105,7 +107,7 @@ pub enum Error {
 pub fn wal_helper_exit(command: &Command) -> Option<std::process::ExitCode> {
     match command {
         Command::WalArchive { .. } if wal::settings_file().is_none() => Some(std::process::ExitCode::SUCCESS),
-        Command::WalRestore { .. } if wal::settings_file().is_none() => Some(std::process::ExitCode::FAILURE),
+        Command::WalRestore { .. } if wal::restore_settings_file().is_none() => Some(std::process::ExitCode::FAILURE),
         _ => None,
     }
 }
@@ -138,7 +140,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::WalRestore { name, path, .. } => {
-            let Some(settings) = wal::settings_file() else {
+            let Some(settings) = wal::restore_settings_file() else {
                 return Err(Error::NotArchived(name));
             };
             let found = one_thread(wal::restore(&settings, &name, &path))?
@@ -163,6 +165,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     InstanceCommand::Join(args) => {
                         instance::join::join(&args).await.map_err(|e| Error::Join(Box::new(e)))
                     }
+                    InstanceCommand::Restore(args) => instance::restore::restore(&args)
+                        .await
+                        .map_err(|e| Error::Restore(Box::new(e))),
                     InstanceCommand::Run(args) => instance::run::run(args).await.map_err(|e| Error::Run(Box::new(e))),
                     InstanceCommand::Status(args) => {
                         instance::status(&args).await.map_err(|e| Error::Status(Box::new(e)))

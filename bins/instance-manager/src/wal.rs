@@ -46,8 +46,18 @@ pub enum Error {
 /// The settings file `instance run` writes, beside this binary; `None` when there is none
 /// (no object store configured).
 pub fn settings_file() -> Option<PathBuf> {
+    beside_me(cnpg_backup::archive::FILE_NAME)
+}
+
+/// Where WAL is restored from: during `instance restore`, the recovery source's store
+/// (`wal-restore.json`); otherwise the Cluster's own.
+pub fn restore_settings_file() -> Option<PathBuf> {
+    beside_me(cnpg_backup::archive::RECOVERY_FILE_NAME).or_else(settings_file)
+}
+
+fn beside_me(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
-    let file = exe.parent()?.join(cnpg_backup::archive::FILE_NAME);
+    let file = exe.parent()?.join(name);
     file.is_file().then_some(file)
 }
 
@@ -130,12 +140,12 @@ pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bo
     let store = store(&settings, &location.bucket)?;
     let plain = location.wal_key(&wal, Compression::None);
     let found = store.list(&plain).await?;
-    // The object itself, or it with a compression suffix: nothing else that shares the prefix.
+    // The object itself, or it with a compression suffix: nothing else that shares the prefix
+    // (the backup label of a backup that started in this segment does).
     let Some(object) = found.iter().find(|o| {
-        o.key == plain
-            || o.key
-                .strip_prefix(plain.as_str())
-                .is_some_and(|suffix| Compression::from_key(suffix) != Compression::None && !suffix.contains('/'))
+        o.key
+            .strip_prefix(plain.as_str())
+            .is_some_and(|suffix| Compression::from_suffix(suffix).is_some())
     }) else {
         return Ok(false);
     };

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use cnpg_imaging::layout::Target;
 use cnpg_imaging::pipeline::{Options, build};
 use cnpg_imaging::site::Site;
-use cnpg_instance_api::{BackupPhase, BaseBackupPhase, StartBackup, StopBackup, TakeBackup};
+use cnpg_instance_api::{BackupPhase, BaseBackupPhase, BaseBackupStatus, StartBackup, StopBackup, TakeBackup};
 use cnpg_pki::{Authority, Usage};
 use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
 use cnpg_testkit::postgres::{as_user, bin_dir};
@@ -419,14 +419,29 @@ fn replicate_fail_over_and_rewind(h: &Harness, mut nodes: [Node; 3], rw_address:
 /// A one-instance cluster's primary `pg-1` on `address`, its `-rw` Service (a forwarder) on
 /// `rw`; `prepare` sets the node up before it is initialised.
 fn one_primary(h: &Harness, address: [u8; 4], rw: [u8; 4], prepare: impl FnOnce(&mut Node)) -> (Proxy, Node) {
+    start_primary(h, address, rw, prepare, |node| {
+        node.init();
+        Ok(())
+    })
+    .unwrap()
+}
+
+/// [`one_primary`] whose data directory `create` makes (init, restore): its error if it fails.
+fn start_primary(
+    h: &Harness,
+    address: [u8; 4],
+    rw: [u8; 4],
+    prepare: impl FnOnce(&mut Node),
+    create: impl FnOnce(&Node) -> Result<(), String>,
+) -> Result<(Proxy, Node), String> {
     h.patch_status(json!({"targetPrimary": "pg-1", "instanceNames": ["pg-1"]}));
     let rw = Proxy::start(SocketAddr::from((rw, 5432))).unwrap();
     let mut node = h.node("pg-1", Ipv4Addr::from(address));
     prepare(&mut node);
-    node.init();
+    create(&node)?;
     node.start(&rw);
     h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
-    (rw, node)
+    Ok((rw, node))
 }
 
 #[test]
@@ -1169,6 +1184,57 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
 }
 
+/// Asks `node` for a base backup with the operator's certificate, as the operator does, and
+/// waits until it is stored: its final status.
+fn take_base_backup(h: &Harness, node: &Node, request: &TakeBackup, destination: &str) -> BaseBackupStatus {
+    let address = node.status_address();
+    let operator = pin_operator(h);
+    let client = h.client(Some(&operator));
+    // The backup runs in the background; its status says where it is.
+    let mut started = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            started = h.rt.block_on(client.take_backup(address, request)).ok();
+            started.is_some()
+        }),
+        "the backup never started:\n{}",
+        node.log()
+    );
+    let started = started.unwrap();
+    assert_eq!(started.phase, BaseBackupPhase::Running);
+    assert_eq!(started.destination_path.as_deref(), Some(destination));
+    assert_eq!(started.server_name.as_deref(), Some(CLUSTER));
+    let id = started.backup_id.clone().unwrap();
+    let mut done = started;
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            done = h.rt.block_on(client.base_backup_status(address)).unwrap();
+            done.phase != BaseBackupPhase::Running
+        }),
+        "the backup did not end:\n{}",
+        node.log()
+    );
+    assert_eq!(done.phase, BaseBackupPhase::Completed, "{done:?}\n{}", node.log());
+    assert_eq!(done.backup_id.as_deref(), Some(id.as_str()));
+    done
+}
+
+/// Ends the current WAL segment and waits until the archiver reports it archived.
+fn archive_current_segment(node: &Node) {
+    let segment = peer_sql(node, "SELECT pg_walfile_name(pg_current_wal_lsn())").unwrap();
+    peer_sql(node, "SELECT pg_switch_wal()").unwrap();
+    assert!(
+        wait_until(DEADLINE, || peer_sql(
+            node,
+            "SELECT last_archived_wal FROM pg_stat_archiver"
+        )
+        .as_deref()
+            == Ok(segment.as_str())),
+        "{segment} not archived:\n{}",
+        node.postgres_log()
+    );
+}
+
 /// The operator's client certificate, pinned in the Cluster's status, as the operator does.
 fn pin_operator(h: &Harness) -> cnpg_pki::Pair {
     let now = now();
@@ -1203,52 +1269,18 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
         ),
         "{refused:?}"
     );
-    let operator = pin_operator(&h);
-    let client = h.client(Some(&operator));
     h.app_sql(
         &node,
         "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 1000)",
     )
     .unwrap();
-
-    // The backup runs in the background; its status says where it is.
-    let mut started = None;
-    assert!(
-        wait_until(DEADLINE, || {
-            started = h.rt.block_on(client.take_backup(address, &request)).ok();
-            started.is_some()
-        }),
-        "the backup never started:\n{}",
-        node.log()
-    );
-    let started = started.unwrap();
-    assert_eq!(started.phase, BaseBackupPhase::Running);
-    assert_eq!(started.destination_path.as_deref(), Some(destination));
-    assert_eq!(started.server_name.as_deref(), Some(CLUSTER));
-    let id = started.backup_id.clone().unwrap();
-    let mut done = started;
-    assert!(
-        wait_until(Duration::from_secs(120), || {
-            done = h.rt.block_on(client.base_backup_status(address)).unwrap();
-            done.phase != BaseBackupPhase::Running
-        }),
-        "the backup did not end:\n{}",
-        node.log()
-    );
-    assert_eq!(done.phase, BaseBackupPhase::Completed, "{done:?}\n{}", node.log());
-    assert_eq!(done.backup_id.as_deref(), Some(id.as_str()));
+    let done = take_base_backup(&h, &node, &request, destination);
+    let id = done.backup_id.clone().unwrap();
 
     // Rows written after the backup reach the store as WAL.
     h.app_sql(&node, "INSERT INTO t SELECT generate_series(1001, 1500)")
         .unwrap();
-    let segment = peer_sql(&node, "SELECT pg_walfile_name(pg_current_wal_lsn())").unwrap();
-    peer_sql(&node, "SELECT pg_switch_wal()").unwrap();
-    assert!(wait_until(DEADLINE, || peer_sql(
-        &node,
-        "SELECT last_archived_wal FROM pg_stat_archiver"
-    )
-    .as_deref()
-        == Ok(segment.as_str())));
+    archive_current_segment(&node);
 
     // barman lists the backup as a whole one, with the WAL range the instance reported.
     let listed = barman(
@@ -1322,5 +1354,153 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
 
     // No credential in any log.
     let logs = format!("{}{}", node.log(), node.postgres_log());
+    assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
+}
+
+/// A Cluster recovering from the `origin` external cluster's store (`s3://backups/origin`,
+/// server `pg`) up to `target`, archiving to `own` when given.
+fn recovering_cluster(s3: &S3Server, target: Value, own: Option<&str>) -> Harness {
+    let mut origin = json!({
+        "destinationPath": "s3://backups/origin",
+        "serverName": CLUSTER,
+        "endpointURL": s3.endpoint,
+        "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
+        "s3Credentials": {
+            "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
+        },
+    });
+    let h = match own {
+        Some(own) => archiving_cluster(s3, own, json!({"wal": {"compression": "gzip"}})),
+        None => {
+            let mut spec = cluster_spec();
+            spec["instances"] = json!(1);
+            let h = Harness::new(spec, manager());
+            put_secret(&h, s3_credentials(s3, &s3.secret_access_key));
+            let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
+            put_secret(
+                &h,
+                cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
+            );
+            h
+        }
+    };
+    origin["wal"] = json!({"compression": "gzip"});
+    h.patch_spec(json!({
+        "bootstrap": {"recovery": {"source": "origin", "recoveryTarget": target}},
+        "externalClusters": [{"name": "origin", "barmanObjectStore": origin}],
+    }));
+    h
+}
+
+#[test]
+fn point_in_time_recovery_has_exactly_the_rows_before_the_target_from_our_backups_and_barmans() {
+    let s3 = S3Server::start().unwrap();
+    let origin = "s3://backups/origin";
+    let h = archiving_cluster(
+        &s3,
+        origin,
+        json!({"wal": {"compression": "gzip"}, "data": {"compression": "gzip"}}),
+    );
+    let (_rw, mut node) = one_primary(&h, [127, 0, 0, 27], [127, 0, 0, 28], |_| {});
+    h.app_sql(&node, "CREATE TABLE t (n int)").unwrap();
+    let request = TakeBackup {
+        backup_name: "before".into(),
+        immediate_checkpoint: true,
+        wait_for_archive: true,
+    };
+    take_base_backup(&h, &node, &request, origin);
+    // Two writes, and a time between them.
+    h.app_sql(&node, "INSERT INTO t SELECT generate_series(1, 100)")
+        .unwrap();
+    let between = h.app_sql(&node, "SELECT now()::text").unwrap();
+    h.app_sql(&node, "INSERT INTO t SELECT generate_series(101, 200)")
+        .unwrap();
+    archive_current_segment(&node);
+
+    // barman-cloud-backup takes a backup of the same server (as its OS user, over the socket).
+    let ca = h.work.path().join("s3-ca.crt");
+    std::fs::copy(s3.ca_file(), &ca).unwrap();
+    let ids = cnpg_testkit::postgres::server_ids().unwrap();
+    let barman_backup = as_user(std::path::Path::new("barman-cloud-backup"), ids)
+        .args([
+            "--cloud-provider",
+            "aws-s3",
+            "--endpoint-url",
+            &s3.endpoint,
+            "--immediate-checkpoint",
+        ])
+        .arg("--host")
+        .arg(node.root.join("controller/run"))
+        .args(["--port", "5432", "--user", "postgres", origin, CLUSTER])
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .env("AWS_DEFAULT_REGION", &s3.region)
+        .env("AWS_CA_BUNDLE", &ca)
+        .output()
+        .unwrap();
+    assert!(
+        barman_backup.status.success(),
+        "barman-cloud-backup: {}",
+        String::from_utf8_lossy(&barman_backup.stderr)
+    );
+    archive_current_segment(&node);
+    let listed: Value =
+        serde_json::from_str(&barman(&s3, "barman-cloud-backup-list", &["--format", "json", origin, CLUSTER]).unwrap())
+            .unwrap();
+    let ids_listed: Vec<&str> = listed["backups_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids_listed.len(), 2, "{listed}");
+    let barmans = ids_listed[1].to_owned();
+    // The origin is gone.
+    node.stop();
+
+    // Recovering into a path that holds WAL (here the origin's own) is refused before anything
+    // is written.
+    let h_refused = recovering_cluster(&s3, json!({"targetTime": between}), Some(origin));
+    let refused = h_refused.node("pg-1", Ipv4Addr::new(127, 0, 0, 31));
+    let log = refused.restore().unwrap_err();
+    assert!(log.contains("already holds WAL"), "{log}");
+    assert!(!refused.pgdata().join("PG_VERSION").exists());
+
+    // Our backup, then WAL up to the time between the writes: the first hundred rows, on a
+    // new timeline, archiving to the recovered cluster's own path.
+    let own = "s3://backups/recovered";
+    let h_pitr = recovering_cluster(&s3, json!({"targetTime": between}), Some(own));
+    let (_rw_pitr, pitr) = start_primary(&h_pitr, [127, 0, 0, 29], [127, 0, 0, 30], |_| {}, Node::restore).unwrap();
+    assert_eq!(
+        h_pitr.app_sql(&pitr, "SELECT count(*), max(n) FROM t").unwrap(),
+        "100|100"
+    );
+    assert_eq!(h_pitr.status(&pitr).unwrap().timeline_id, Some(2));
+    assert!(
+        !pitr
+            .root
+            .join("controller")
+            .join(cnpg_backup::archive::RECOVERY_FILE_NAME)
+            .exists(),
+        "the source's settings are gone once recovered"
+    );
+    archive_current_segment(&pitr);
+    let history = format!("recovered/{CLUSTER}/wals/00000002.history.gz");
+    let keys = s3
+        .python(
+            "import boto3, os\ns3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], verify=os.environ['S3_CA'])\nfor o in s3.list_objects_v2(Bucket=os.environ['S3_BUCKET'], Prefix='recovered/')['Contents']: print(o['Key'])",
+            &[],
+        )
+        .unwrap();
+    assert!(keys.lines().any(|k| k == history), "{history} not in\n{keys}");
+
+    // barman-cloud-backup's backup, recovered to the moment it is consistent: every row.
+    let h_barman = recovering_cluster(&s3, json!({"backupID": barmans, "targetImmediate": true}), None);
+    let (_rw_barman, restored) =
+        start_primary(&h_barman, [127, 0, 0, 32], [127, 0, 0, 33], |_| {}, Node::restore).unwrap();
+    assert_eq!(h_barman.app_sql(&restored, "SELECT count(*) FROM t").unwrap(), "200");
+
+    let logs = format!("{}{}{}", pitr.log(), restored.log(), refused.log());
     assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
 }

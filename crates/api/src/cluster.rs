@@ -257,6 +257,10 @@ pub struct BackupSource {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryTarget {
+    /// The base backup to start from (barman's backup ID); by default the latest one that
+    /// ends before the target.
+    #[serde(rename = "backupID")]
+    pub backup_id: Option<String>,
     #[serde(rename = "targetTLI")]
     pub target_tli: Option<String>,
     #[serde(rename = "targetXID")]
@@ -422,6 +426,11 @@ pub struct ExternalCluster {
     pub ssl_key: Option<SecretKeySelector>,
     pub ssl_root_cert: Option<SecretKeySelector>,
     pub password: Option<SecretKeySelector>,
+    /// Its backups and WAL, for `bootstrap.recovery.source` (same shape as
+    /// `backup.barmanObjectStore`; `serverName` defaults to this entry's name).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
+    pub barman_object_store: Option<serde_json::Value>,
 }
 
 /// Objects the operator manages inside PostgreSQL and around it.

@@ -10,6 +10,10 @@ use crate::{Compression, Error, Location};
 /// The file's name, in the controller directory beside the instance manager.
 pub const FILE_NAME: &str = "wal-archive.json";
 
+/// The recovery source's settings while `instance restore` runs: `wal-restore` reads WAL from
+/// there instead of the Cluster's own store.
+pub const RECOVERY_FILE_NAME: &str = "wal-restore.json";
+
 /// Where and how WAL goes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

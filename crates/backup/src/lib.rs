@@ -57,6 +57,23 @@ impl Compression {
         }
     }
 
+    /// The compression whose suffix is exactly `suffix` (`""` is none): how to tell a WAL
+    /// file's own object from another file that merely starts with its name (the backup
+    /// label `<segment>.<offset>.backup.gz` starts with `<segment>`).
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        [
+            Self::None,
+            Self::Gzip,
+            Self::Bzip2,
+            Self::Snappy,
+            Self::Lz4,
+            Self::Xz,
+            Self::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.suffix() == suffix)
+    }
+
     /// The compression a stored object's suffix announces.
     pub fn from_key(key: &str) -> Self {
         [Self::Gzip, Self::Bzip2, Self::Snappy, Self::Lz4, Self::Xz, Self::Zstd]
@@ -218,6 +235,9 @@ mod tests {
             assert_eq!(Compression::from_key(key), compression);
         }
         assert_eq!(location.base_backup("20261201T154123"), "p/srv/base/20261201T154123/");
+        assert_eq!(Compression::from_suffix(".gz"), Some(Compression::Gzip));
+        assert_eq!(Compression::from_suffix(""), Some(Compression::None));
+        assert_eq!(Compression::from_suffix(".00000028.backup.gz"), None);
         assert_eq!(Location::new("s3://bkt", "pg").unwrap().root(), "pg/");
         assert_eq!(Location::new("s3://bkt/a/b/", "pg").unwrap().root(), "a/b/pg/");
     }

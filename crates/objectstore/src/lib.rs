@@ -352,6 +352,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether any object's key starts with `prefix` (one request, however many there are).
+    pub async fn any_under(&self, prefix: &str) -> Result<bool, Error> {
+        let query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1")];
+        let response = self.send("GET", "", &query, Vec::new()).await?;
+        let body = self.body_of("GET", prefix, response).await?;
+        let page = list::parse(body.as_bytes()).map_err(|problem| Error::Listing {
+            prefix: prefix.to_owned(),
+            problem,
+        })?;
+        Ok(!page.objects.is_empty())
+    }
+
     /// Deletes `key` (no error when it was already gone).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         let response = self.send("DELETE", key, &[], Vec::new()).await?;

@@ -523,6 +523,15 @@ impl Node {
         assert!(status.success(), "instance init failed:\n{}", self.log());
     }
 
+    /// `instance restore` (the full-recovery job): Ok, or the node's log.
+    pub fn restore(&self) -> Result<(), String> {
+        let mut args = vec!["instance".to_owned(), "restore".to_owned()];
+        args.extend(self.kube_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let status = self.command(&args).status().unwrap();
+        if status.success() { Ok(()) } else { Err(self.log()) }
+    }
+
     pub fn join(&self, primary: &Proxy) -> Result<(), String> {
         let mut args = vec!["instance".to_owned(), "join".to_owned()];
         args.extend(self.kube_args());

@@ -79,6 +79,11 @@ impl Postmaster {
         }
     }
 
+    /// Its exit, if it has ended.
+    pub fn try_exit(&mut self) -> Option<Exit> {
+        self.process.try_exit()
+    }
+
     /// Waits until it ends.
     pub async fn wait(&mut self) -> Option<Exit> {
         self.process.wait().await

@@ -339,7 +339,23 @@ fn bootstrap(report: &mut Report, spec: &ClusterSpec) {
                     format!("{source:?} is not in spec.externalClusters"),
                 );
             }
+            (None, Some(source)) => {
+                let has_store = spec
+                    .external_clusters
+                    .iter()
+                    .flatten()
+                    .any(|e| e.name == *source && e.barman_object_store.is_some());
+                if !has_store {
+                    report.invalid(
+                        "spec.bootstrap.recovery.source",
+                        format!("external cluster {source:?} has no barmanObjectStore to recover from"),
+                    );
+                }
+            }
             _ => {}
+        }
+        if let Some(target) = &recovery.recovery_target {
+            recovery_target(report, target);
         }
     }
     if let Some(basebackup) = &bootstrap.pg_basebackup {
@@ -414,6 +430,11 @@ fn lifecycle(report: &mut Report, spec: &ClusterSpec) {
         );
         if let Some(store) = &backup.barman_object_store {
             super::barman::object_store(report, "spec.backup.barmanObjectStore", store);
+        }
+    }
+    for (i, external) in spec.external_clusters.iter().flatten().enumerate() {
+        if let Some(store) = &external.barman_object_store {
+            super::barman::object_store(report, &format!("spec.externalClusters[{i}].barmanObjectStore"), store);
         }
     }
     for (i, selector) in spec
@@ -536,6 +557,92 @@ fn roles(report: &mut Report, spec: &ClusterSpec) {
             if let Err(e) = names::pg_identifier(member_of) {
                 report.invalid(format!("{path}.inRoles[{j}]"), e);
             }
+        }
+    }
+}
+
+/// A point-in-time recovery target: at most one stop condition, each in a form PostgreSQL
+/// reads (it gets them as `recovery_target_*` settings).
+fn recovery_target(report: &mut Report, target: &crate::cluster::RecoveryTarget) {
+    let base = "spec.bootstrap.recovery.recoveryTarget";
+    let set: Vec<&str> = [
+        ("targetTime", target.target_time.is_some()),
+        ("targetLSN", target.target_lsn.is_some()),
+        ("targetXID", target.target_xid.is_some()),
+        ("targetName", target.target_name.is_some()),
+        ("targetImmediate", target.target_immediate == Some(true)),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if set.len() > 1 {
+        report.forbidden(base, format!("choose one stop condition, not {}", set.join(" and ")));
+    }
+    let plain = |text: &str| !text.is_empty() && text.len() <= 64 && !text.chars().any(|c| c.is_control() || c == '\'');
+    if let Some(lsn) = &target.target_lsn {
+        let ok = lsn
+            .split_once('/')
+            .is_some_and(|(high, low)| u32::from_str_radix(high, 16).is_ok() && u32::from_str_radix(low, 16).is_ok());
+        if !ok {
+            report.invalid(
+                format!("{base}.targetLSN"),
+                format!("{lsn:?} is not an LSN like 0/3000060"),
+            );
+        }
+    }
+    if let Some(xid) = &target.target_xid
+        && (xid.is_empty() || !xid.chars().all(|c| c.is_ascii_digit()))
+    {
+        report.invalid(format!("{base}.targetXID"), format!("{xid:?} is not a transaction ID"));
+    }
+    if let Some(time) = &target.target_time {
+        let ok = plain(time)
+            && time.len() >= 10
+            && time.get(..10).is_some_and(|date| {
+                date.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+            })
+            && time.chars().all(|c| c.is_ascii_alphanumeric() || " :.+-".contains(c));
+        if !ok {
+            report.invalid(
+                format!("{base}.targetTime"),
+                format!("{time:?} is not a timestamp like 2026-12-01 15:41:23.9+00 or RFC 3339"),
+            );
+        }
+    }
+    if let Some(name) = &target.target_name
+        && !plain(name)
+    {
+        report.invalid(
+            format!("{base}.targetName"),
+            "a restore point name: 1 to 64 characters, no quote or control character",
+        );
+    }
+    if let Some(tli) = &target.target_tli {
+        let ok = matches!(tli.as_str(), "latest" | "current") || tli.parse::<u32>().is_ok_and(|n| n > 0);
+        if !ok {
+            report.invalid(
+                format!("{base}.targetTLI"),
+                format!("{tli:?} is not latest, current or a timeline number"),
+            );
+        }
+    }
+    if let Some(id) = &target.backup_id {
+        let ok = id.len() == 15
+            && id
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 8 { b == b'T' } else { b.is_ascii_digit() });
+        if !ok {
+            report.invalid(
+                format!("{base}.backupID"),
+                format!("{id:?} is not a backup ID like 20261201T154123"),
+            );
         }
     }
 }
