@@ -24,7 +24,9 @@ use cnpg_imaging::pipeline::{Options, build};
 use cnpg_imaging::site::Site;
 use cnpg_instance_api::{BackupPhase, BaseBackupPhase, BaseBackupStatus, StartBackup, StopBackup, TakeBackup};
 use cnpg_pki::{Authority, Usage};
-use cnpg_testkit::instances::{CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, peer_sql, streaming};
+use cnpg_testkit::instances::{
+    CLUSTER, DEADLINE, Harness, MAJOR, NAMESPACE, Node, Runner, now, object_store, peer_sql, streaming,
+};
 use cnpg_testkit::postgres::{as_user, bin_dir};
 use cnpg_testkit::proxy::Proxy;
 use cnpg_testkit::s3::S3Server;
@@ -960,24 +962,6 @@ fn neither_a_database_role_nor_anyone_on_the_network_can_stop_or_exhaust_the_man
     assert!(node.run.as_mut().unwrap().try_wait().unwrap().is_none());
 }
 
-/// Creates or replaces a Secret in the cluster's namespace.
-fn put_secret(h: &Harness, secret: k8s_openapi::api::core::v1::Secret) {
-    let _runtime = h.rt.enter();
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(h.api.client().unwrap(), NAMESPACE);
-    let name = secret.metadata.name.clone().unwrap();
-    h.rt.block_on(async {
-        match secrets.get_opt(&name).await.unwrap() {
-            None => secrets.create(&PostParams::default(), &secret).await.map(drop),
-            Some(old) => {
-                let mut new = secret;
-                new.metadata.resource_version = old.metadata.resource_version;
-                secrets.replace(&name, &PostParams::default(), &new).await.map(drop)
-            }
-        }
-    })
-    .unwrap();
-}
-
 /// One of barman's cloud tools (Debian's barman-cli-cloud, boto3 underneath) against `s3`, with
 /// the store's credentials in its environment: what it printed, or why it failed.
 fn barman(s3: &S3Server, tool: &str, args: &[&str]) -> Result<String, String> {
@@ -1010,40 +994,14 @@ fn barman_wal_restore(
     barman(s3, "barman-cloud-wal-restore", &[destination, server, wal, dest]).map(drop)
 }
 
-/// The Secret holding the store's access key with `secret_key`.
-fn s3_credentials(s3: &S3Server, secret_key: &str) -> k8s_openapi::api::core::v1::Secret {
-    cnpg_testkit::instances::secret(
-        "s3",
-        "Opaque",
-        &[("ACCESS_KEY_ID", &s3.access_key_id), ("ACCESS_SECRET_KEY", secret_key)],
-    )
-}
-
 /// A one-instance Cluster whose `barmanObjectStore` is `destination` on `s3` plus `options`,
 /// with the credential and CA Secrets it names.
 fn archiving_cluster(s3: &S3Server, destination: &str, options: Value) -> Harness {
     let mut spec = cluster_spec();
     spec["instances"] = json!(1);
-    let mut store = json!({
-        "destinationPath": destination,
-        "endpointURL": s3.endpoint,
-        "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
-        "s3Credentials": {
-            "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
-            "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
-        },
-    });
-    for (key, value) in options.as_object().unwrap() {
-        store[key] = value.clone();
-    }
-    spec["backup"] = json!({ "barmanObjectStore": store });
+    spec["backup"] = json!({ "barmanObjectStore": object_store(s3, destination, &options) });
     let h = Harness::new(spec, manager());
-    put_secret(&h, s3_credentials(s3, &s3.secret_access_key));
-    let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
-    put_secret(
-        &h,
-        cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
-    );
+    h.put_s3_secrets(s3, &s3.secret_access_key);
     h
 }
 
@@ -1142,7 +1100,7 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
 
     // The store refuses the credentials: PostgreSQL keeps the segment and retries; once they
     // are right again, it is archived, and none is missing.
-    put_secret(&h, s3_credentials(&s3, "not-the-secret"));
+    h.put_s3_secrets(&s3, "not-the-secret");
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&settings)
         .unwrap_or_default()
         .contains("not-the-secret")));
@@ -1169,7 +1127,7 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     );
     assert!(ready.exists(), "the segment waits in pg_wal");
     assert!(!archived(&node, &second));
-    put_secret(&h, s3_credentials(&s3, &s3.secret_access_key));
+    h.put_s3_secrets(&s3, &s3.secret_access_key);
     assert!(
         wait_until(Duration::from_secs(120), || archived(&node, &second)),
         "{second} not archived after the credentials were fixed:\n{}",
@@ -1360,32 +1318,21 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
 /// A Cluster recovering from the `origin` external cluster's store (`s3://backups/origin`,
 /// server `pg`) up to `target`, archiving to `own` when given.
 fn recovering_cluster(s3: &S3Server, target: Value, own: Option<&str>) -> Harness {
-    let mut origin = json!({
-        "destinationPath": "s3://backups/origin",
-        "serverName": CLUSTER,
-        "endpointURL": s3.endpoint,
-        "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
-        "s3Credentials": {
-            "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
-            "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
-        },
-    });
     let h = match own {
         Some(own) => archiving_cluster(s3, own, json!({"wal": {"compression": "gzip"}})),
         None => {
             let mut spec = cluster_spec();
             spec["instances"] = json!(1);
             let h = Harness::new(spec, manager());
-            put_secret(&h, s3_credentials(s3, &s3.secret_access_key));
-            let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
-            put_secret(
-                &h,
-                cnpg_testkit::instances::secret("s3-ca", "Opaque", &[("ca.crt", &ca)]),
-            );
+            h.put_s3_secrets(s3, &s3.secret_access_key);
             h
         }
     };
-    origin["wal"] = json!({"compression": "gzip"});
+    let origin = object_store(
+        s3,
+        "s3://backups/origin",
+        &json!({"serverName": CLUSTER, "wal": {"compression": "gzip"}}),
+    );
     h.patch_spec(json!({
         "bootstrap": {"recovery": {"source": "origin", "recoveryTarget": target}},
         "externalClusters": [{"name": "origin", "barmanObjectStore": origin}],

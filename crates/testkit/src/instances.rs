@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use crate::apiserver::{ApiServer, Options};
 use crate::postgres::{as_user, bin_dir, give, server_ids};
 use crate::proxy::Proxy;
+use crate::s3::S3Server;
 use crate::wait_until;
 
 pub const MAJOR: u32 = 15;
@@ -83,7 +84,56 @@ pub struct Harness {
     pub roots: std::cell::RefCell<Vec<PathBuf>>,
 }
 
+/// A `barmanObjectStore` for `destination` on `s3`, with the Secrets
+/// [`Harness::put_s3_secrets`] writes, and `options` merged in.
+pub fn object_store(s3: &S3Server, destination: &str, options: &Value) -> Value {
+    let mut store = json!({
+        "destinationPath": destination,
+        "endpointURL": s3.endpoint,
+        "endpointCA": {"name": "s3-ca", "key": "ca.crt"},
+        "s3Credentials": {
+            "accessKeyId": {"name": "s3", "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": "s3", "key": "ACCESS_SECRET_KEY"},
+        },
+    });
+    for (key, value) in options.as_object().into_iter().flatten() {
+        store[key] = value.clone();
+    }
+    store
+}
+
 impl Harness {
+    /// Creates or replaces a Secret in the cluster's namespace.
+    pub fn put_secret(&self, secret: Secret) {
+        let _runtime = self.rt.enter();
+        let secrets: Api<Secret> = Api::namespaced(self.api.client().unwrap(), NAMESPACE);
+        let name = secret.metadata.name.clone().unwrap();
+        self.rt
+            .block_on(async {
+                match secrets.get_opt(&name).await.unwrap() {
+                    None => secrets.create(&PostParams::default(), &secret).await.map(drop),
+                    Some(old) => {
+                        let mut new = secret;
+                        new.metadata.resource_version = old.metadata.resource_version;
+                        secrets.replace(&name, &PostParams::default(), &new).await.map(drop)
+                    }
+                }
+            })
+            .unwrap();
+    }
+
+    /// The Secrets [`object_store`] names: the access key of `s3` with `secret_key` (`s3`)
+    /// and its CA (`s3-ca`).
+    pub fn put_s3_secrets(&self, s3: &S3Server, secret_key: &str) {
+        self.put_secret(secret(
+            "s3",
+            "Opaque",
+            &[("ACCESS_KEY_ID", &s3.access_key_id), ("ACCESS_SECRET_KEY", secret_key)],
+        ));
+        let ca = std::fs::read_to_string(s3.ca_file()).unwrap();
+        self.put_secret(secret("s3-ca", "Opaque", &[("ca.crt", &ca)]));
+    }
+
     /// Starts the stand-in and writes the Cluster (`spec`) with everything it refers to;
     /// `manager` is the instance-manager binary to run.
     pub fn new(spec: Value, manager: &Path) -> Self {
