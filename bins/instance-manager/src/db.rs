@@ -356,6 +356,24 @@ impl Db {
         Ok((server, tablespaces))
     }
 
+    /// Whether archiving is failing (the last failure is newer than the last success) and
+    /// whether anything was archived yet, from `pg_stat_archiver`.
+    pub async fn archiver(&self) -> Result<(bool, bool), Error> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false), \
+                        last_archived_wal IS NOT NULL \
+                   FROM pg_stat_archiver",
+                &[],
+            )
+            .await
+            .map_err(query("read pg_stat_archiver"))?;
+        let failing: bool = row.try_get(0).map_err(query("read pg_stat_archiver"))?;
+        let archived: bool = row.try_get(1).map_err(query("read pg_stat_archiver"))?;
+        Ok((failing, archived))
+    }
+
     pub async fn reload(&self) -> Result<(), Error> {
         self.execute("SELECT pg_reload_conf()").await
     }

@@ -409,6 +409,37 @@ impl ClusterApi {
     }
 
     /// Merges `status` fields into the Cluster's status.
+    /// Sets one condition of `cluster` (as read), keeping the others; refused by the API server
+    /// (409) when the Cluster changed meanwhile, so nobody's condition is lost.
+    pub async fn set_condition(
+        &self,
+        cluster: &Cluster,
+        condition: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+    ) -> Result<(), Error> {
+        let mut conditions: Vec<_> = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.type_ != condition.type_)
+            .collect();
+        conditions.push(condition);
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": cluster.metadata.resource_version},
+            "status": {"conditions": conditions},
+        });
+        self.clusters
+            .patch_status(&self.args.cluster_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Status {
+                namespace: self.args.namespace.clone(),
+                name: self.args.cluster_name.clone(),
+                source,
+            })
+    }
+
     pub async fn patch_status(&self, status: BTreeMap<&str, serde_json::Value>) -> Result<(), Error> {
         let patch = serde_json::json!({ "status": status });
         self.clusters

@@ -134,8 +134,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let Some(settings) = wal::settings_file() else {
                 return Ok(());
             };
-            let key = one_thread(wal::archive(&settings, &path))?
-                .map_err(|e| Error::WalArchive(path.clone(), Box::new(e)))?;
+            let outcome = one_thread(wal::archive(&settings, &path))?;
+            wal::record_outcome(&settings, outcome.as_ref().err());
+            let key = outcome.map_err(|e| Error::WalArchive(path.clone(), Box::new(e)))?;
             tracing::info!(file = %path.display(), %key, "archived");
             Ok(())
         }

@@ -55,6 +55,28 @@ pub fn restore_settings_file() -> Option<PathBuf> {
     beside_me(cnpg_backup::archive::RECOVERY_FILE_NAME).or_else(settings_file)
 }
 
+/// Leaves why archiving failed beside the settings (0600), or removes it after a success:
+/// `instance run` reports it in the Cluster's `ContinuousArchiving` condition. Best effort:
+/// PostgreSQL learns the outcome from the exit status either way.
+pub fn record_outcome(settings_file: &Path, error: Option<&Error>) {
+    let Some(dir) = settings_file.parent() else {
+        return;
+    };
+    let file = dir.join(cnpg_backup::archive::ERROR_FILE_NAME);
+    let result = match error {
+        Some(e) => crate::layout::write_if_changed(&file, cnpg_telemetry::error_chain(e).as_bytes(), 0o600)
+            .map(drop)
+            .map_err(|e| e.source),
+        None => match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    };
+    if let Err(e) = result {
+        tracing::warn!(file = %file.display(), error = %e, "failed to record the archiving outcome");
+    }
+}
+
 fn beside_me(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let file = exe.parent()?.join(name);

@@ -1098,8 +1098,25 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     );
     assert!(!h.work.path().join("missing").exists());
 
-    // The store refuses the credentials: PostgreSQL keeps the segment and retries; once they
-    // are right again, it is archived, and none is missing.
+    // Archiving works: the Cluster says so.
+    let condition = || {
+        let _runtime = h.rt.enter();
+        let cluster = h.rt.block_on(h.clusters().get(CLUSTER)).unwrap();
+        cluster
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "ContinuousArchiving"))
+    };
+    assert!(
+        wait_until(DEADLINE, || condition().is_some_and(|c| c.status == "True")),
+        "{:?}\n{}",
+        condition(),
+        node.log()
+    );
+
+    // The store refuses the credentials: PostgreSQL keeps the segment and retries, the Cluster
+    // says why and the exporter counts what waits; once they are right again, it is archived,
+    // and none is missing.
     h.put_s3_secrets(&s3, "not-the-secret");
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&settings)
         .unwrap_or_default()
@@ -1127,6 +1144,21 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     );
     assert!(ready.exists(), "the segment waits in pg_wal");
     assert!(!archived(&node, &second));
+    assert!(
+        wait_until(DEADLINE, || condition().is_some_and(|c| c.status == "False")),
+        "{:?}",
+        condition()
+    );
+    let failing = condition().unwrap();
+    assert_eq!(failing.reason, "ContinuousArchivingFailing");
+    assert!(failing.message.contains("403"), "{}", failing.message);
+    assert!(!failing.message.contains("not-the-secret"), "{}", failing.message);
+    let waiting = node
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("cnpg_collector_pg_wal_archive_status{value=\"ready\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(waiting.is_some_and(|n| n >= 1.0), "{waiting:?}");
     h.put_s3_secrets(&s3, &s3.secret_access_key);
     assert!(
         wait_until(Duration::from_secs(120), || archived(&node, &second)),
@@ -1136,6 +1168,11 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     let restored = h.work.path().join("restored-2");
     barman_wal_restore(&s3, "s3://backups/archive", CLUSTER, &second, &restored).unwrap();
     assert!(std::fs::read(&restored).unwrap() == second_bytes);
+    assert!(
+        wait_until(DEADLINE, || condition().is_some_and(|c| c.status == "True")),
+        "{:?}",
+        condition()
+    );
 
     // No credential in any log.
     let logs = format!("{}{}", node.log(), node.postgres_log());

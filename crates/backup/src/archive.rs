@@ -10,6 +10,10 @@ use crate::{Compression, Error, Location};
 /// The file's name, in the controller directory beside the instance manager.
 pub const FILE_NAME: &str = "wal-archive.json";
 
+/// Why the last `wal-archive` failed (removed by the next success), for the Cluster's
+/// `ContinuousArchiving` condition.
+pub const ERROR_FILE_NAME: &str = "wal-archive.error";
+
 /// The recovery source's settings while `instance restore` runs: `wal-restore` reads WAL from
 /// there instead of the Cluster's own store.
 pub const RECOVERY_FILE_NAME: &str = "wal-restore.json";

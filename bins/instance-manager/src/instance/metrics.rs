@@ -19,6 +19,21 @@ use super::http::reply;
 use super::listener::{self, LIMITS, Tls};
 use crate::layout::Layout;
 
+/// `.ready` and `.done` files in `pg_wal/archive_status` (none when it cannot be read).
+fn archive_status(dir: &std::path::Path) -> (u64, u64) {
+    let mut counts = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".ready") {
+            counts.0 += 1;
+        } else if name.ends_with(".done") {
+            counts.1 += 1;
+        }
+    }
+    counts
+}
+
 /// The role the exporter connects as.
 pub const ROLE: &str = "cnpg_metrics_exporter";
 /// How long one statement may run.
@@ -154,6 +169,20 @@ impl Exporter {
             if up.is_some() { 0.0 } else { 1.0 },
         ));
         samples.push(fencing_on);
+        // WAL waiting to be archived (`ready`, growing while archiving fails) and archived but
+        // not yet recycled (`done`), as CloudNativePG counts them.
+        let (ready, done) = archive_status(&self.layout.pg_data.join("pg_wal/archive_status"));
+        for (value, count) in [("ready", ready), ("done", done)] {
+            samples.push(gauge(
+                "pg_wal_archive_status",
+                "Number of WAL segments in the archive status folder, by status",
+                vec![("value".into(), value.into())],
+                #[expect(clippy::cast_precision_loss, reason = "a file count stays far below 2^52")]
+                {
+                    count as f64
+                },
+            ));
+        }
         samples.push(Sample {
             name: "cnpg_collector_collections_total".into(),
             help: "Collections run against PostgreSQL".into(),

@@ -496,9 +496,63 @@ impl Instance {
             .map(|name| conf::slot_name(db::SLOT_PREFIX, name))
             .collect();
         db.reconcile_slots(&slots).await?;
+        if materials.archive.is_some() {
+            self.report_archiving(db, &materials.cluster).await?;
+        }
+        Ok(())
+    }
+
+    /// The Cluster's `ContinuousArchiving` condition, as the primary's archiver sees it: False
+    /// with why the last attempt failed while failures are newer than successes, True once a
+    /// file was archived since. Written only when it changes.
+    async fn report_archiving(&self, db: &Db, cluster: &Cluster) -> Result<(), PassError> {
+        let (failing, archived) = db.archiver().await?;
+        let (status, reason, message) = if failing {
+            let why = std::fs::read_to_string(
+                self.layout()
+                    .controller_dir
+                    .join(cnpg_backup::archive::ERROR_FILE_NAME),
+            )
+            .unwrap_or_default();
+            let why: String = why.trim().chars().take(1024).collect();
+            let message = if why.is_empty() {
+                "WAL archiving failed; PostgreSQL keeps the files and retries".to_owned()
+            } else {
+                format!("WAL archiving failed: {why}")
+            };
+            ("False", "ContinuousArchivingFailing", message)
+        } else if archived {
+            ("True", "ContinuousArchivingSuccess", "Continuous archiving is working".to_owned())
+        } else {
+            return Ok(());
+        };
+        let current = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == CONTINUOUS_ARCHIVING));
+        if current.is_some_and(|c| c.status == status && c.reason == reason && c.message == message) {
+            return Ok(());
+        }
+        let condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: CONTINUOUS_ARCHIVING.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: cluster.metadata.generation,
+            last_transition_time: match current {
+                Some(c) if c.status == status => c.last_transition_time.clone(),
+                _ => k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            },
+        };
+        tracing::info!(status, reason, "ContinuousArchiving condition");
+        self.api.set_condition(cluster, condition).await?;
         Ok(())
     }
 }
+
+/// The Cluster condition that tells whether WAL archiving works.
+const CONTINUOUS_ARCHIVING: &str = "ContinuousArchiving";
 
 /// The cluster's instances: `status.instanceNames`, else `<cluster>-1` … `<cluster>-N`.
 fn instance_names(cluster: &Cluster) -> Vec<String> {
