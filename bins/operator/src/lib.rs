@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use cnpg_telemetry::LogArgs;
 
 pub mod manifests;
+pub mod scheduled_backup;
 
 /// The command line.
 #[derive(Debug, clap::Parser)]

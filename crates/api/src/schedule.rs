@@ -77,6 +77,23 @@ pub fn parse(expression: &str) -> Result<Schedule, String> {
     Ok(Schedule::Cron(Box::new(cron)))
 }
 
+/// The first run strictly after `after`, as robfig/cron computes it (UTC, whole seconds):
+/// `@every` adds its interval (whole seconds) to `after` without its fraction of a second.
+/// None if the schedule has no run left.
+pub fn next_after(schedule: &Schedule, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    match schedule {
+        Schedule::Every(interval) => {
+            let whole = jiff::Timestamp::from_second(after.as_second()).ok()?;
+            let step = i64::try_from(interval.as_secs()).ok()?;
+            whole.checked_add(jiff::SignedDuration::from_secs(step)).ok()
+        }
+        Schedule::Cron(cron) => cron
+            .find_next_occurrence(&after.to_zoned(jiff::tz::TimeZone::UTC), false)
+            .ok()
+            .map(|next| next.timestamp()),
+    }
+}
+
 /// A Go-style duration: `90s`, `1h30m`, `1.5h`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("`{text}` is not a duration such as 1h30m");
@@ -148,6 +165,51 @@ mod tests {
         ] {
             let err = parse(bad).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    /// CloudNativePG schedules and the next run robfig/cron v1 gives them after Tuesday
+    /// 2026-12-01 10:17:42.5 UTC: the table the parser was chosen by.
+    #[test]
+    fn next_runs_are_robfigs() {
+        let from: jiff::Timestamp = "2026-12-01T10:17:42.5Z".parse().unwrap();
+        let table = [
+            ("0 0 0 * * *", "2026-12-02T00:00:00Z"),
+            ("0 30 2 * * SUN", "2026-12-06T02:30:00Z"),
+            ("0 0 0 ? * 1", "2026-12-07T00:00:00Z"),
+            ("0 0 0 * * 0", "2026-12-06T00:00:00Z"),
+            ("0 0 12 * *", "2026-12-01T12:00:00Z"),
+            ("@daily", "2026-12-02T00:00:00Z"),
+            ("@midnight", "2026-12-02T00:00:00Z"),
+            ("@hourly", "2026-12-01T11:00:00Z"),
+            ("@weekly", "2026-12-06T00:00:00Z"),
+            ("@monthly", "2027-01-01T00:00:00Z"),
+            ("@yearly", "2027-01-01T00:00:00Z"),
+            ("*/30 * * * * *", "2026-12-01T10:18:00Z"),
+            ("0 */15 * * * *", "2026-12-01T10:30:00Z"),
+            ("30 5 10 * * *", "2026-12-02T10:05:30Z"),
+            ("0 0 22 * * 1-5", "2026-12-01T22:00:00Z"),
+            ("0 0 3 * * SAT,SUN", "2026-12-05T03:00:00Z"),
+            ("0 0 0 15 * *", "2026-12-15T00:00:00Z"),
+            ("0 0 0 31 * *", "2026-12-31T00:00:00Z"),
+            ("0 0 0 29 2 *", "2028-02-29T00:00:00Z"),
+            ("0 0 */6 * * *", "2026-12-01T12:00:00Z"),
+            ("0 0 0 1 */3 *", "2027-01-01T00:00:00Z"),
+            ("0 0 0 1 JAN *", "2027-01-01T00:00:00Z"),
+            ("0 0 0 * DEC MON", "2026-12-07T00:00:00Z"),
+            // Day of month and day of week both restricted: either one matches (robfig, like
+            // Vixie cron), so the next Monday comes before the next 1st.
+            ("0 0 0 1 * 1", "2026-12-07T00:00:00Z"),
+            ("0 17 10 * * *", "2026-12-02T10:17:00Z"),
+            ("42 17 10 * * *", "2026-12-02T10:17:42Z"),
+            ("@every 1h30m", "2026-12-01T11:47:42Z"),
+            ("@every 90s", "2026-12-01T10:19:12Z"),
+        ];
+        assert!(table.len() >= 20);
+        for (expression, expected) in table {
+            let schedule = parse(expression).unwrap();
+            let next = next_after(&schedule, from).unwrap();
+            assert_eq!(next.to_string(), expected, "{expression}");
         }
     }
 
