@@ -15,7 +15,7 @@ if [ ${#wanted[@]} -eq 0 ]; then
 fi
 for group in "${wanted[@]}"; do
     printf '%s\n' "${available[@]}" | grep -qx "$group" || die "unknown benchmark group '$group' (have: ${available[*]:-none})"
-    if [ "$group" = instance ]; then
+    if [ "$group" = instance ] || [ "$group" = backup ]; then
         # Measured as shipped: the static release binary.
         step "release binaries" scripts/build-release.sh
     fi
