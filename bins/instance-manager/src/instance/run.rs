@@ -508,12 +508,8 @@ impl Instance {
     async fn report_archiving(&self, db: &Db, cluster: &Cluster) -> Result<(), PassError> {
         let (failing, archived) = db.archiver().await?;
         let (status, reason, message) = if failing {
-            let why = std::fs::read_to_string(
-                self.layout()
-                    .controller_dir
-                    .join(cnpg_backup::archive::ERROR_FILE_NAME),
-            )
-            .unwrap_or_default();
+            let why = std::fs::read_to_string(self.layout().controller_dir.join(cnpg_backup::archive::ERROR_FILE_NAME))
+                .unwrap_or_default();
             let why: String = why.trim().chars().take(1024).collect();
             let message = if why.is_empty() {
                 "WAL archiving failed; PostgreSQL keeps the files and retries".to_owned()
@@ -522,7 +518,11 @@ impl Instance {
             };
             ("False", "ContinuousArchivingFailing", message)
         } else if archived {
-            ("True", "ContinuousArchivingSuccess", "Continuous archiving is working".to_owned())
+            (
+                "True",
+                "ContinuousArchivingSuccess",
+                "Continuous archiving is working".to_owned(),
+            )
         } else {
             return Ok(());
         };
