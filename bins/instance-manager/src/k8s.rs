@@ -370,6 +370,11 @@ impl ClusterApi {
             session_token: session_token.map(|t| t.trim().to_owned()),
             compression: store.wal.as_ref().and_then(|w| w.compression.clone()),
             data_compression: store.data.as_ref().and_then(|d| d.compression.clone()),
+            max_parallel: store
+                .wal
+                .as_ref()
+                .and_then(|w| w.max_parallel)
+                .and_then(|n| u32::try_from(n).ok()),
         })
     }
 

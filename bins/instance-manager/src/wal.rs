@@ -10,6 +10,7 @@
 //! then kept by replication slots and `wal_keep_size` alone) and none can be restored.
 
 use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -118,7 +119,14 @@ fn compress(name: &str, bytes: Vec<u8>, compression: Compression) -> Result<Vec<
     }
 }
 
-/// Archives the file at `path` (relative to the data directory, PostgreSQL's `%p`).
+/// Where files archived ahead of PostgreSQL's asking are noted, beside the settings.
+const SPOOL: &str = "wal-archive-spool";
+
+/// Archives the file at `path` (relative to the data directory, PostgreSQL's `%p`). With
+/// `wal.maxParallel` above 1, the next files PostgreSQL has ready are archived at the same
+/// time and noted in the spool; when PostgreSQL then asks for one of those, it is done at
+/// once. A note is written only after the store confirmed the file's bytes, so PostgreSQL
+/// recycles nothing that is not stored.
 pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error> {
     let settings = read_settings(settings_file)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -128,18 +136,96 @@ pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error>
         .ok_or_else(|| Error::Compression(settings.compression.clone().unwrap_or_default()))?;
     let location = settings.location()?;
     let key = location.wal_key(&wal, compression);
+    let spool = settings_file.with_file_name(SPOOL);
+    if std::fs::remove_file(spool.join(name)).is_ok() {
+        return Ok(key);
+    }
+    let store = store(&settings, &location.bucket)?;
+    let ahead = ready_after(path, settings.max_parallel.unwrap_or(1).saturating_sub(1));
+    let mut others = tokio::task::JoinSet::new();
+    for next in ahead {
+        let (store, location, spool) = (store.clone(), location.clone(), spool.clone());
+        others.spawn(async move {
+            let name = next.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let stored = async {
+                let wal = WalFile::parse(&name)?;
+                archive_one(&store, &location.wal_key(&wal, compression), &next, compression).await
+            }
+            .await;
+            match stored {
+                Ok(()) => {
+                    note(&spool, &name);
+                    tracing::info!(%name, "archived ahead of PostgreSQL (wal.maxParallel)");
+                }
+                // PostgreSQL asks for it again in its turn, and gets the error then.
+                Err(e) => tracing::debug!(%name, error = %cnpg_telemetry::error_chain(&e), "archiving ahead failed"),
+            }
+        });
+    }
+    let result = archive_one(&store, &key, path, compression).await;
+    while others.join_next().await.is_some() {}
+    result.map(|()| key)
+}
+
+/// The next `n` files PostgreSQL has marked ready after `path`, oldest first (history
+/// files, which a promotion needs first, before segments).
+fn ready_after(path: &Path, n: u32) -> Vec<PathBuf> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let Some(dir) = path.parent() else {
+        return Vec::new();
+    };
+    let me = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let mut ready: Vec<String> = std::fs::read_dir(dir.join("archive_status"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".ready").map(str::to_owned))
+        .filter(|name| name != me && WalFile::parse(name).is_ok())
+        .collect();
+    ready.sort_by_key(|name| (!name.ends_with(".history"), name.clone()));
+    ready
+        .into_iter()
+        .take(usize::try_from(n).unwrap_or(usize::MAX))
+        .map(|name| dir.join(name))
+        .collect()
+}
+
+/// Notes that `name` is stored (best effort: without the note it is simply archived again).
+fn note(spool: &Path, name: &str) {
+    let created = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(spool)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(spool.join(name))
+        });
+    if let Err(e) = created {
+        tracing::debug!(%name, error = %e, "failed to note a file archived ahead");
+    }
+}
+
+/// Stores the file at `path` under `key`, compressed, and succeeds once the store holds
+/// exactly those bytes (already there with them counts; with other bytes is an error).
+async fn archive_one(store: &Store, key: &str, path: &Path, compression: Compression) -> Result<(), Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let raw = std::fs::read(path).map_err(|e| Error::Read(path.to_owned(), e))?;
     let body = compress(name, raw, compression)?;
-    let store = store(&settings, &location.bucket)?;
     let attempt = || async {
-        if let Some(existing) = store.get(&key).await? {
+        if let Some(existing) = store.get(key).await? {
             return if existing == body {
                 Ok(())
             } else {
-                Err(Error::Different { key: key.clone() })
+                Err(Error::Different { key: key.to_owned() })
             };
         }
-        store.put(&key, body.clone()).await.map_err(Error::from)
+        store.put(key, body.clone()).await.map_err(Error::from)
     };
     attempt
         .retry(
@@ -148,8 +234,7 @@ pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error>
                 .with_max_times(3),
         )
         .when(|e| matches!(e, Error::Store(_)))
-        .await?;
-    Ok(key)
+        .await
 }
 
 /// Restores WAL file `name` from the store to `dest` (relative to the data directory,

@@ -1008,7 +1008,11 @@ fn archiving_cluster(s3: &S3Server, destination: &str, options: Value) -> Harnes
 #[test]
 fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
     let s3 = S3Server::start().unwrap();
-    let h = archiving_cluster(&s3, "s3://backups/archive", json!({"wal": {"compression": "gzip"}}));
+    let h = archiving_cluster(
+        &s3,
+        "s3://backups/archive",
+        json!({"wal": {"compression": "gzip", "maxParallel": 3}}),
+    );
     let (_rw, node) = one_primary(&h, [127, 0, 0, 23], [127, 0, 0, 24], |_| {});
     let settings = node.root.join("controller").join(cnpg_backup::archive::FILE_NAME);
     assert!(wait_until(DEADLINE, || settings.is_file()), "{}", node.log());
@@ -1159,11 +1163,33 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
         .find_map(|l| l.strip_prefix("cnpg_collector_pg_wal_archive_status{value=\"ready\"} "))
         .and_then(|v| v.parse::<f64>().ok());
     assert!(waiting.is_some_and(|n| n >= 1.0), "{waiting:?}");
+    // More segments pile up meanwhile; once the store takes the credentials again they go up
+    // three at a time (wal.maxParallel), none missing, none noted as stored but not.
+    let (third, _) = switch(&node);
+    let (fourth, _) = switch(&node);
     h.put_s3_secrets(&s3, &s3.secret_access_key);
     assert!(
-        wait_until(Duration::from_secs(120), || archived(&node, &second)),
-        "{second} not archived after the credentials were fixed:\n{}",
+        wait_until(Duration::from_secs(120), || archived(&node, &fourth)),
+        "{fourth} not archived after the credentials were fixed:\n{}",
         node.postgres_log()
+    );
+    let listed = s3
+        .python(
+            "import boto3, os\ns3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], verify=os.environ['S3_CA'])\nfor o in s3.list_objects_v2(Bucket=os.environ['S3_BUCKET'], Prefix='archive/')['Contents']: print(o['Key'])",
+            &[],
+        )
+        .unwrap();
+    for segment in [&second, &third, &fourth] {
+        assert!(listed.contains(&format!("{segment}.gz")), "{segment} not in\n{listed}");
+    }
+    let spool = node.root.join("controller/wal-archive-spool");
+    let noted: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(noted.is_empty(), "noted but never asked for: {noted:?}");
+    assert!(
+        node.postgres_log().contains("archived ahead of PostgreSQL"),
+        "nothing was archived in parallel"
     );
     let restored = h.work.path().join("restored-2");
     barman_wal_restore(&s3, "s3://backups/archive", CLUSTER, &second, &restored).unwrap();

@@ -39,6 +39,9 @@ pub struct Settings {
     /// `data.compression` of base backups: none or `gzip` so far.
     #[serde(default)]
     pub data_compression: Option<String>,
+    /// `wal.maxParallel`: WAL files archived at once (1 when unset).
+    #[serde(default)]
+    pub max_parallel: Option<u32>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Settings {
             .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
             .field("compression", &self.compression)
             .field("data_compression", &self.data_compression)
+            .field("max_parallel", &self.max_parallel)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +93,7 @@ mod tests {
             session_token: Some("FQoGZXIvYXdzE".into()),
             compression: Some("gzip".into()),
             data_compression: None,
+            max_parallel: None,
         };
         let printed = format!("{settings:?}");
         assert!(
