@@ -10,6 +10,7 @@ pub mod listener;
 pub mod metrics;
 pub mod postmaster;
 pub mod restore;
+pub mod retention;
 pub mod run;
 
 use std::net::SocketAddr;

@@ -298,7 +298,9 @@ impl ClusterApi {
             return Ok(None);
         };
         let name = cluster.metadata.name.clone().unwrap_or_default();
-        self.store_settings(value, &name).await.map(Some)
+        let mut settings = self.store_settings(value, &name).await?;
+        settings.retention_policy = cluster.spec.backup.as_ref().and_then(|b| b.retention_policy.clone());
+        Ok(Some(settings))
     }
 
     /// Where `bootstrap.recovery.source` keeps its backups and WAL (its external cluster's
@@ -375,6 +377,7 @@ impl ClusterApi {
                 .as_ref()
                 .and_then(|w| w.max_parallel)
                 .and_then(|n| u32::try_from(n).ok()),
+            retention_policy: None,
         })
     }
 

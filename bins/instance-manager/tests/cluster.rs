@@ -1373,6 +1373,69 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
         "promoted onto a new timeline"
     );
 
+    // retentionPolicy 30d: the backup above, redated to 40 days ago, is the one that recovers
+    // the window's first moment and stays; an older one planted beside it goes, with the WAL
+    // before the kept backup's first segment; history files stay.
+    h.patch_spec(json!({"backup": {"retentionPolicy": "30d"}}));
+    let settings = node.root.join("controller").join(cnpg_backup::archive::FILE_NAME);
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&settings)
+        .unwrap_or_default()
+        .contains("\"retention_policy\":\"30d\"")));
+    let forty_days_ago = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(40 * 24))
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S.000000+00:00")
+        .to_string();
+    let old = "20200101T000000";
+    let prefix = format!("base/{CLUSTER}/");
+    s3.python(
+        "import boto3, os, re\n\
+         s3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], verify=os.environ['S3_CA'])\n\
+         b, p = os.environ['S3_BUCKET'], os.environ['PREFIX']\n\
+         info = s3.get_object(Bucket=b, Key=p + 'base/' + os.environ['ID'] + '/backup.info')['Body'].read().decode()\n\
+         redated = re.sub(r'(?m)^(begin_time|end_time)=.*$', lambda m: m.group(1) + '=' + os.environ['WHEN'], info)\n\
+         s3.put_object(Bucket=b, Key=p + 'base/' + os.environ['ID'] + '/backup.info', Body=redated.encode())\n\
+         older = re.sub(r'(?m)^(begin_time|end_time)=.*$', lambda m: m.group(1) + '=2020-01-01 00:10:00.000000+00:00', info)\n\
+         s3.put_object(Bucket=b, Key=p + 'base/' + os.environ['OLD'] + '/backup.info', Body=older.encode())\n\
+         s3.put_object(Bucket=b, Key=p + 'base/' + os.environ['OLD'] + '/data.tar.gz', Body=b'old')\n\
+         s3.put_object(Bucket=b, Key=p + 'wals/0000000100000000/000000010000000000000000.gz', Body=b'old')\n\
+         s3.put_object(Bucket=b, Key=p + 'wals/00000005.history', Body=b'kept')",
+        &[("PREFIX", &prefix), ("ID", &id), ("OLD", old), ("WHEN", &forty_days_ago)],
+    )
+    .unwrap();
+    let second = take_base_backup(
+        &h,
+        &node,
+        &TakeBackup {
+            backup_name: "second".into(),
+            ..request
+        },
+        destination,
+    );
+    let keys = s3
+        .python(
+            "import boto3, os\ns3 = boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT'], verify=os.environ['S3_CA'])\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket=os.environ['S3_BUCKET'], Prefix='base/'):\n\
+             \x20   for o in page.get('Contents', []): print(o['Key'])",
+            &[],
+        )
+        .unwrap();
+    assert!(!keys.contains(old), "the obsolete backup is still there:\n{keys}");
+    for kept in [&id, second.backup_id.as_ref().unwrap()] {
+        assert!(
+            keys.contains(&format!("{prefix}base/{kept}/backup.info")),
+            "{kept} was deleted:\n{keys}"
+        );
+    }
+    assert!(!keys.contains("000000010000000000000000.gz"), "{keys}");
+    assert!(keys.contains("wals/00000005.history"), "{keys}");
+    let begin = done.begin_wal.clone().unwrap();
+    assert!(
+        keys.contains(&format!("{begin}.gz")),
+        "the kept backup's first segment {begin} was deleted:\n{keys}"
+    );
+    assert!(node.log().contains("obsolete backup deleted"), "{}", node.log());
+
     // No credential in any log.
     let logs = format!("{}{}", node.log(), node.postgres_log());
     assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");

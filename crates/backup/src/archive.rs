@@ -42,6 +42,9 @@ pub struct Settings {
     /// `wal.maxParallel`: WAL files archived at once (1 when unset).
     #[serde(default)]
     pub max_parallel: Option<u32>,
+    /// `backup.retentionPolicy` (the Cluster's own store only).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Settings {
             .field("compression", &self.compression)
             .field("data_compression", &self.data_compression)
             .field("max_parallel", &self.max_parallel)
+            .field("retention_policy", &self.retention_policy)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +98,7 @@ mod tests {
             compression: Some("gzip".into()),
             data_compression: None,
             max_parallel: None,
+            retention_policy: None,
         };
         let printed = format!("{settings:?}");
         assert!(

@@ -19,6 +19,19 @@ pub struct Error {
     pub problem: String,
 }
 
+/// A time as barman writes it in `backup.info` (`2026-12-01 15:41:23.934446+00:00`) or a user
+/// in a recovery target (RFC 3339, or an offset of hours alone: `+00`).
+pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    let text = text.trim().replacen(' ', "T", 1);
+    let with_minutes = |t: &str| {
+        let (head, sign) = t.rfind(['+', '-']).map(|i| t.split_at(i))?;
+        (sign.len() == 3).then(|| format!("{head}{sign}:00"))
+    };
+    text.parse()
+        .ok()
+        .or_else(|| with_minutes(&text).and_then(|t| t.parse().ok()))
+}
+
 /// `text` as a Python string literal, the way `repr()` writes one: single quotes unless the
 /// text holds one and no double quote, `\\`, `\n`, `\r`, `\t` and other control characters
 /// escaped.
@@ -172,6 +185,20 @@ xlog_segment_size=16777216
         let label = info.get_string("backup_label").unwrap().unwrap();
         assert!(label.starts_with("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT"));
         assert_eq!(info.render(), BARMAN_WROTE, "same fields, same order, same literals");
+    }
+
+    #[test]
+    fn reads_times_as_barman_and_users_write_them() {
+        let expected: jiff::Timestamp = "2026-12-01T15:41:23.5Z".parse().unwrap();
+        for text in [
+            "2026-12-01 15:41:23.5+00:00",
+            "2026-12-01T15:41:23.5Z",
+            "2026-12-01 15:41:23.5+00",
+            "2026-12-01 16:41:23.5+01",
+        ] {
+            assert_eq!(parse_time(text), Some(expected), "{text}");
+        }
+        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

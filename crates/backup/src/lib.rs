@@ -17,6 +17,7 @@
 pub mod archive;
 pub mod base;
 pub mod info;
+pub mod retention;
 
 use std::fmt;
 

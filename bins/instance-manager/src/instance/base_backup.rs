@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
+use cnpg_backup::Location;
 use cnpg_backup::archive::Settings;
 use cnpg_backup::base::{self, DataCompression, Finished};
+use cnpg_backup::info::BackupInfo;
 use cnpg_instance_api::{BaseBackupPhase, BaseBackupStatus, TakeBackup};
-use cnpg_objectstore::{Part, Upload};
+use cnpg_objectstore::{Part, Store, Upload};
 use hyper::StatusCode;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -58,6 +60,10 @@ pub enum Error {
     Label(String),
     #[error("the copy stopped before the backup ended")]
     Interrupted,
+    #[error("{key}: {problem}")]
+    Info { key: String, problem: String },
+    #[error(transparent)]
+    Retention(#[from] super::retention::Error),
 }
 
 /// The base backup in progress, or the last one.
@@ -235,7 +241,37 @@ pub async fn take(
     store
         .put(&format!("{folder}backup.info"), finished.info().render().into_bytes())
         .await?;
+    // A new backup can make older ones obsolete.
+    super::retention::enforce(settings, jiff::Timestamp::now()).await?;
     Ok(finished)
+}
+
+/// The whole backups in the store (`backup.info` with status DONE), by ID (oldest first).
+pub async fn stored_backups(store: &Store, location: &Location) -> Result<Vec<(String, BackupInfo)>, Error> {
+    let base = format!("{}base/", location.root());
+    let mut out = Vec::new();
+    for object in store.list(&base).await? {
+        let Some(id) = object
+            .key
+            .strip_prefix(base.as_str())
+            .and_then(|rest| rest.strip_suffix("/backup.info"))
+            .filter(|id| base::is_backup_id(id))
+        else {
+            continue;
+        };
+        let Some(bytes) = store.get(&object.key).await? else {
+            continue;
+        };
+        let info = BackupInfo::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| Error::Info {
+            key: object.key.clone(),
+            problem: e.to_string(),
+        })?;
+        if info.get("status") == Some("DONE") {
+            out.push((id.to_owned(), info));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Uploads the parts as they come, a few at a time, each retried; the parts in order.

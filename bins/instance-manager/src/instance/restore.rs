@@ -56,6 +56,8 @@ pub enum Error {
     Settings(#[from] crate::wal::Error),
     #[error(transparent)]
     Store(#[from] cnpg_objectstore::Error),
+    #[error(transparent)]
+    Catalog(#[from] super::base_backup::Error),
     #[error(
         "{destination} (server {server}) already holds WAL: refusing to archive this cluster's WAL into another's; \
          give spec.backup.barmanObjectStore an empty path or another serverName"
@@ -155,65 +157,27 @@ fn write_settings(path: &Path, settings: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
-/// The whole backups in the store (`backup.info` with status DONE), oldest first.
-async fn backups(store: &Store, source: &Settings) -> Result<Vec<(String, BackupInfo)>, Error> {
-    let location = source.location()?;
-    let base = format!("{}base/", location.root());
-    let mut out = Vec::new();
-    for object in store.list(&base).await? {
-        let Some(id) = object
-            .key
-            .strip_prefix(base.as_str())
-            .and_then(|rest| rest.strip_suffix("/backup.info"))
-            .filter(|id| base::is_backup_id(id))
-        else {
-            continue;
-        };
-        let Some(bytes) = store.get(&object.key).await? else {
-            continue;
-        };
-        let info = BackupInfo::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| Error::Backup {
-            key: object.key.clone(),
-            problem: e.to_string(),
-        })?;
-        if info.get("status") == Some("DONE") {
-            out.push((id.to_owned(), info));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-/// A time as barman or a user writes it (`2026-12-01 15:41:23.9+00:00`, RFC 3339, or an
-/// offset of hours alone).
-fn parse_time(text: &str) -> Option<jiff::Timestamp> {
-    let text = text.trim().replacen(' ', "T", 1);
-    let with_minutes = |t: &str| {
-        let (head, sign) = t.rfind(['+', '-']).map(|i| t.split_at(i))?;
-        (sign.len() == 3).then(|| format!("{head}{sign}:00"))
-    };
-    text.parse()
-        .ok()
-        .or_else(|| with_minutes(&text).and_then(|t| t.parse().ok()))
-}
-
 /// The backup to restore: the one `backupID` names, or the latest that ended before the
 /// target time or LSN, or the latest.
 async fn choose(store: &Store, source: &Settings, target: &RecoveryTarget) -> Result<Chosen, Error> {
-    let all = backups(store, source).await?;
+    let all = super::base_backup::stored_backups(store, &source.location()?).await?;
     let where_ = format!("{} (server {})", source.destination, source.server);
     let picked = if let Some(id) = &target.backup_id {
         all.into_iter()
             .find(|(i, _)| i == id)
             .ok_or_else(|| Error::NoBackup(format!("backup {id} is not in {where_}")))?
     } else if let Some(time) = &target.target_time {
-        let time = parse_time(time).ok_or_else(|| {
+        let time = cnpg_backup::info::parse_time(time).ok_or_else(|| {
             Error::NoBackup(format!(
                 "targetTime {time:?} cannot be compared with backups: write it as RFC 3339"
             ))
         })?;
         all.into_iter()
-            .rfind(|(_, info)| info.get("end_time").and_then(parse_time).is_some_and(|end| end <= time))
+            .rfind(|(_, info)| {
+                info.get("end_time")
+                    .and_then(cnpg_backup::info::parse_time)
+                    .is_some_and(|end| end <= time)
+            })
             .ok_or_else(|| Error::NoBackup(format!("no backup in {where_} ended before {time}")))?
     } else if let Some(lsn) = target.target_lsn.as_deref().and_then(base::parse_lsn) {
         all.into_iter()
@@ -506,20 +470,6 @@ fn log_tail(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_times_as_barman_and_users_write_them() {
-        let expected: jiff::Timestamp = "2026-12-01T15:41:23.5Z".parse().unwrap();
-        for text in [
-            "2026-12-01 15:41:23.5+00:00",
-            "2026-12-01T15:41:23.5Z",
-            "2026-12-01 15:41:23.5+00",
-            "2026-12-01 16:41:23.5+01",
-        ] {
-            assert_eq!(parse_time(text), Some(expected), "{text}");
-        }
-        assert_eq!(parse_time("yesterday"), None);
-    }
 
     #[test]
     fn a_tarball_with_a_link_or_a_way_out_is_refused() {

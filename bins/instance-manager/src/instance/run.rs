@@ -158,6 +158,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     ));
     let changed = Arc::new(Notify::new());
     tokio::spawn(watch_cluster(api.clone(), Arc::clone(&changed)));
+    tokio::spawn(super::retention::hourly(
+        layout.controller_dir.join(cnpg_backup::archive::FILE_NAME),
+        layout.sockets(),
+    ));
     let mut instance = Instance {
         os_user: os_user()?,
         args,
