@@ -118,6 +118,7 @@ pub struct ClusterApi {
     pub clusters: Api<Cluster>,
     secrets: Api<Secret>,
     config_maps: Api<ConfigMap>,
+    backups: Api<cnpg_api::backup::Backup>,
 }
 
 impl std::fmt::Debug for ClusterApi {
@@ -171,7 +172,8 @@ impl ClusterApi {
         Ok(Self {
             clusters: Api::namespaced(client.clone(), &args.namespace),
             secrets: Api::namespaced(client.clone(), &args.namespace),
-            config_maps: Api::namespaced(client, &args.namespace),
+            config_maps: Api::namespaced(client.clone(), &args.namespace),
+            backups: Api::namespaced(client, &args.namespace),
             args,
         })
     }
@@ -303,9 +305,14 @@ impl ClusterApi {
         Ok(Some(settings))
     }
 
-    /// Where `bootstrap.recovery.source` keeps its backups and WAL (its external cluster's
-    /// `barmanObjectStore`, `serverName` defaulting to the entry's name), or why there is none.
-    pub async fn recovery_source(&self, cluster: &Cluster) -> Result<cnpg_backup::archive::Settings, Error> {
+    /// Where the backup to recover from is, and which one it is: `bootstrap.recovery.backup`
+    /// (a completed Backup: its store, server and backup ID, with the credentials it names) or
+    /// `bootstrap.recovery.source` (its external cluster's `barmanObjectStore`, `serverName`
+    /// defaulting to the entry's name; the backup chosen by the recovery target).
+    pub async fn recovery_source(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<(cnpg_backup::archive::Settings, Option<String>), Error> {
         let recovery = cluster
             .spec
             .bootstrap
@@ -313,11 +320,32 @@ impl ClusterApi {
             .and_then(|b| b.recovery.as_ref())
             .ok_or_else(|| Error::ObjectStore("spec.bootstrap.recovery is not set".into()))?;
         if let Some(backup) = &recovery.backup {
-            return Err(Error::ObjectStore(format!(
-                "recovery from Backup {:?} is not supported yet: name its object store in spec.externalClusters \
-                 and recover from it as source, with recoveryTarget.backupID",
-                backup.name
-            )));
+            let found = self.backups.get(&backup.name).await.map_err(|source| Error::Get {
+                kind: "Backup",
+                namespace: self.args.namespace.clone(),
+                name: backup.name.clone(),
+                source,
+            })?;
+            let status = found.status.unwrap_or_default();
+            let (Some("completed"), Some(id), Some(destination)) = (
+                status.phase.as_deref(),
+                status.backup_id.clone(),
+                status.destination_path.clone(),
+            ) else {
+                return Err(Error::ObjectStore(format!(
+                    "Backup {:?} is not a completed backup to an object store (phase {:?})",
+                    backup.name, status.phase
+                )));
+            };
+            let store = serde_json::json!({
+                "destinationPath": destination,
+                "serverName": status.server_name,
+                "endpointURL": status.endpoint_url,
+                "endpointCA": status.endpoint_ca,
+                "s3Credentials": status.s3_credentials,
+            });
+            let server = status.server_name.clone().unwrap_or_default();
+            return Ok((self.store_settings(&store, &server).await?, Some(id)));
         }
         let source = recovery.source.as_deref().unwrap_or_default();
         let store = cluster
@@ -332,7 +360,7 @@ impl ClusterApi {
                     "spec.bootstrap.recovery.source {source:?} names no external cluster with a barmanObjectStore"
                 ))
             })?;
-        self.store_settings(store, source).await
+        Ok((self.store_settings(store, source).await?, None))
     }
 
     /// A `barmanObjectStore` resolved: its credentials and CA read from the Secrets it names.

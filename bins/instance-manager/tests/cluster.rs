@@ -1482,7 +1482,7 @@ fn point_in_time_recovery_has_exactly_the_rows_before_the_target_from_our_backup
         immediate_checkpoint: true,
         wait_for_archive: true,
     };
-    take_base_backup(&h, &node, &request, origin);
+    let ours = take_base_backup(&h, &node, &request, origin);
     // Two writes, and a time between them.
     h.app_sql(&node, "INSERT INTO t SELECT generate_series(1, 100)")
         .unwrap();
@@ -1574,6 +1574,50 @@ fn point_in_time_recovery_has_exactly_the_rows_before_the_target_from_our_backup
         start_primary(&h_barman, [127, 0, 0, 32], [127, 0, 0, 33], |_| {}, Node::restore).unwrap();
     assert_eq!(h_barman.app_sql(&restored, "SELECT count(*) FROM t").unwrap(), "200");
 
-    let logs = format!("{}{}{}", pitr.log(), restored.log(), refused.log());
+    // A Backup object, as the operator records one: recovered from, to the end of the WAL.
+    let h_object = recovering_cluster(&s3, json!({}), None);
+    h_object.patch_spec(json!({
+        "bootstrap": {"recovery": {"source": null, "backup": {"name": "before"}}},
+        "externalClusters": null,
+    }));
+    let store = object_store(&s3, origin, &json!({}));
+    let recorded = json!({
+        "phase": "completed",
+        "backupId": ours.backup_id,
+        "destinationPath": origin,
+        "serverName": CLUSTER,
+        "endpointURL": store["endpointURL"],
+        "endpointCA": store["endpointCA"],
+        "s3Credentials": store["s3Credentials"],
+        "beginWal": ours.begin_wal,
+        "endWal": ours.end_wal,
+    });
+    {
+        let _runtime = h_object.rt.enter();
+        let backups: Api<cnpg_api::backup::Backup> = Api::namespaced(h_object.api.client().unwrap(), NAMESPACE);
+        let backup = cnpg_api::backup::Backup::new(
+            "before",
+            cnpg_api::backup::BackupSpec {
+                cluster: k8s_openapi::api::core::v1::LocalObjectReference { name: CLUSTER.into() },
+                ..Default::default()
+            },
+        );
+        h_object.rt.block_on(async {
+            backups.create(&PostParams::default(), &backup).await.unwrap();
+            backups
+                .patch_status(
+                    "before",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(json!({ "status": recorded })),
+                )
+                .await
+                .unwrap();
+        });
+    }
+    let (_rw_object, from_object) =
+        start_primary(&h_object, [127, 0, 0, 34], [127, 0, 0, 35], |_| {}, Node::restore).unwrap();
+    assert_eq!(h_object.app_sql(&from_object, "SELECT count(*) FROM t").unwrap(), "200");
+
+    let logs = format!("{}{}{}{}", pitr.log(), restored.log(), refused.log(), from_object.log());
     assert!(!logs.contains(&s3.secret_access_key), "the secret key is in the logs");
 }

@@ -153,6 +153,7 @@ fn backup(
             target: scheduled.spec.target.clone(),
             method: scheduled.spec.method.clone(),
             online: scheduled.spec.online,
+            ..BackupSpec::default()
         },
         status: None,
     })

@@ -35,9 +35,26 @@ pub struct BackupSpec {
     /// `barmanObjectStore` [default], `volumeSnapshot` or `plugin`.
     pub method: Option<String>,
     pub online: Option<bool>,
+    pub online_configuration: Option<OnlineConfiguration>,
+    /// For `method: plugin` (kept as given).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
+    pub plugin_configuration: Option<serde_json::Value>,
 }
 
-/// The observed state of a backup.
+/// How an online backup runs.
+#[serde_with::skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnlineConfiguration {
+    /// Finish only once the WAL the backup needs is archived [true].
+    pub wait_for_archive: Option<bool>,
+    /// Checkpoint at once instead of spreading it [false].
+    pub immediate_checkpoint: Option<bool>,
+}
+
+/// The observed state of a backup: where it is stored and the WAL it needs, as the instance
+/// that took it reported.
 #[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -47,6 +64,35 @@ pub struct BackupStatus {
     pub stopped_at: Option<String>,
     pub error: Option<String>,
     pub method: Option<String>,
+    pub online: Option<bool>,
+    /// barman's backup ID.
+    pub backup_id: Option<String>,
+    pub backup_name: Option<String>,
+    pub destination_path: Option<String>,
+    pub server_name: Option<String>,
+    #[serde(rename = "endpointURL")]
+    pub endpoint_url: Option<String>,
+    #[serde(rename = "endpointCA")]
+    pub endpoint_ca: Option<k8s_openapi::api::core::v1::SecretKeySelector>,
+    /// The store's credentials, as the Cluster named them when the backup was taken (Secret
+    /// references, never values).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
+    pub s3_credentials: Option<serde_json::Value>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
+    pub azure_credentials: Option<serde_json::Value>,
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crds::preserved_object")]
+    pub google_credentials: Option<serde_json::Value>,
+    pub encryption: Option<String>,
+    pub begin_wal: Option<String>,
+    pub end_wal: Option<String>,
+    #[serde(rename = "beginLSN")]
+    pub begin_lsn: Option<String>,
+    #[serde(rename = "endLSN")]
+    pub end_lsn: Option<String>,
+    pub major_version: Option<i32>,
 }
 
 /// Backups of a cluster on a schedule.

@@ -104,8 +104,8 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
     layout.create_dirs()?;
     let api = ClusterApi::new(args.kube.clone())?;
     let materials = api.materials().await?;
-    let source = api.recovery_source(&materials.cluster).await?;
-    let target = materials
+    let (source, backup_id) = api.recovery_source(&materials.cluster).await?;
+    let mut target = materials
         .cluster
         .spec
         .bootstrap
@@ -113,6 +113,9 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
         .and_then(|b| b.recovery.as_ref())
         .and_then(|r| r.recovery_target.clone())
         .unwrap_or_default();
+    if target.backup_id.is_none() {
+        target.backup_id = backup_id;
+    }
 
     // This cluster's own archive must start empty.
     if let Some(own) = &materials.archive {
