@@ -405,6 +405,8 @@ impl ClusterApi {
                 .as_ref()
                 .and_then(|w| w.max_parallel)
                 .and_then(|n| u32::try_from(n).ok()),
+            wal_encryption: store.wal.as_ref().and_then(|w| w.encryption.clone()),
+            data_encryption: store.data.as_ref().and_then(|d| d.encryption.clone()),
             retention_policy: None,
         })
     }

@@ -140,7 +140,7 @@ pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error>
     if std::fs::remove_file(spool.join(name)).is_ok() {
         return Ok(key);
     }
-    let store = store(&settings, &location.bucket)?;
+    let store = store(&settings, &location.bucket)?.with_encryption(settings.wal_encryption.clone());
     let ahead = ready_after(path, settings.max_parallel.unwrap_or(1).saturating_sub(1));
     let mut others = tokio::task::JoinSet::new();
     for next in ahead {

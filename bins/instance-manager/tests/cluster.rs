@@ -1256,6 +1256,11 @@ fn archive_current_segment(node: &Node) {
     );
 }
 
+/// barman's folder for a segment: its timeline and log.
+fn segment_folder(segment: &str) -> String {
+    segment.chars().take(16).collect()
+}
+
 /// The operator's client certificate, pinned in the Cluster's status, as the operator does.
 fn pin_operator(h: &Harness) -> cnpg_pki::Pair {
     let now = now();
@@ -1273,7 +1278,10 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
     let h = archiving_cluster(
         &s3,
         destination,
-        json!({"wal": {"compression": "gzip"}, "data": {"compression": "gzip"}}),
+        json!({
+            "wal": {"compression": "gzip", "encryption": "AES256"},
+            "data": {"compression": "gzip", "encryption": "AES256"},
+        }),
     );
     let (_rw, node) = one_primary(&h, [127, 0, 0, 25], [127, 0, 0, 26], |_| {});
     let address = node.status_address();
@@ -1320,6 +1328,26 @@ fn a_base_backup_is_listed_and_restored_by_barman_and_recovers_every_archived_ro
     assert_eq!(backup["begin_wal"].as_str(), done.begin_wal.as_deref());
     assert_eq!(backup["end_wal"].as_str(), done.end_wal.as_deref());
     assert_eq!(backup["begin_xlog"].as_str(), done.begin_lsn.as_deref());
+    // The store encrypted what we wrote, as data.encryption and wal.encryption asked.
+    let encryption = s3
+        .python(
+            "import boto3,os\ns3=boto3.client('s3',endpoint_url=os.environ['S3_ENDPOINT'],verify=os.environ['S3_CA'])\n\
+             for k in [os.environ['DATA'], os.environ['WAL']]:\n\
+             \x20   print(s3.head_object(Bucket=os.environ['S3_BUCKET'], Key=k).get('ServerSideEncryption'))",
+            &[
+                ("DATA", &format!("base/{CLUSTER}/base/{id}/data.tar.gz")),
+                (
+                    "WAL",
+                    &format!(
+                        "base/{CLUSTER}/wals/{}/{}.gz",
+                        &segment_folder(done.begin_wal.as_deref().unwrap()),
+                        done.begin_wal.as_deref().unwrap()
+                    ),
+                ),
+            ],
+        )
+        .unwrap();
+    assert_eq!(encryption.lines().collect::<Vec<_>>(), ["AES256", "AES256"]);
 
     // barman restores it; PostgreSQL replays barman's WAL restores to the end and has every row.
     let mut restored = cnpg_testkit::postgres::Postgres::init(MAJOR, &[]).unwrap();

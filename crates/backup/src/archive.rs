@@ -42,6 +42,12 @@ pub struct Settings {
     /// `wal.maxParallel`: WAL files archived at once (1 when unset).
     #[serde(default)]
     pub max_parallel: Option<u32>,
+    /// `wal.encryption`: how the store encrypts WAL files (`AES256`, `aws:kms`).
+    #[serde(default)]
+    pub wal_encryption: Option<String>,
+    /// `data.encryption`: how the store encrypts base backups.
+    #[serde(default)]
+    pub data_encryption: Option<String>,
     /// `backup.retentionPolicy` (the Cluster's own store only).
     #[serde(default)]
     pub retention_policy: Option<String>,
@@ -60,6 +66,8 @@ impl std::fmt::Debug for Settings {
             .field("compression", &self.compression)
             .field("data_compression", &self.data_compression)
             .field("max_parallel", &self.max_parallel)
+            .field("wal_encryption", &self.wal_encryption)
+            .field("data_encryption", &self.data_encryption)
             .field("retention_policy", &self.retention_policy)
             .finish_non_exhaustive()
     }
@@ -98,6 +106,8 @@ mod tests {
             compression: Some("gzip".into()),
             data_compression: None,
             max_parallel: None,
+            wal_encryption: None,
+            data_encryption: None,
             retention_policy: None,
         };
         let printed = format!("{settings:?}");

@@ -162,3 +162,28 @@ async fn an_object_written_in_parts_is_whole_or_absent_and_streams_back() {
     assert!(partial.complete(vec![one, never_sent]).await.is_err());
     assert_eq!(ours.head("pg/partial").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_are_encrypted_by_the_store_when_asked() {
+    let server = S3Server::start().unwrap();
+    let ours = store(&server, &server.secret_access_key, true).with_encryption(Some("AES256".into()));
+    ours.put("pg/wals/one.gz", b"wal".to_vec()).await.unwrap();
+    let upload = ours.start_upload("pg/base/data.tar").await.unwrap();
+    let part = upload.put_part(1, b"data".to_vec().into()).await.unwrap();
+    upload.complete(vec![part]).await.unwrap();
+    let plain = store(&server, &server.secret_access_key, true);
+    plain.put("pg/plain", b"plain".to_vec()).await.unwrap();
+    let seen = server
+        .python(
+            "import boto3,os\ns3=boto3.client('s3',endpoint_url=os.environ['S3_ENDPOINT'],verify=os.environ['S3_CA'])\n\
+             for k in ['pg/wals/one.gz', 'pg/base/data.tar', 'pg/plain']:\n\
+             \x20   print(k, s3.head_object(Bucket=os.environ['S3_BUCKET'], Key=k).get('ServerSideEncryption'))",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        ["pg/wals/one.gz AES256", "pg/base/data.tar AES256", "pg/plain None"]
+    );
+    assert_eq!(ours.get("pg/wals/one.gz").await.unwrap().as_deref(), Some(&b"wal"[..]));
+}

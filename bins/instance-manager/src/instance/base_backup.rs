@@ -166,7 +166,7 @@ pub async fn take(
     let compression = DataCompression::from_spec(settings.data_compression.as_deref())
         .ok_or_else(|| Error::Compression(settings.data_compression.clone().unwrap_or_default()))?;
     let location = settings.location()?;
-    let store = crate::wal::store(settings, &location.bucket)?;
+    let store = crate::wal::store(settings, &location.bucket)?.with_encryption(settings.data_encryption.clone());
     let id = base::backup_id(started);
     let folder = location.base_backup(&id);
     if !store.list(&folder).await?.is_empty() {
