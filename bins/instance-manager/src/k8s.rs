@@ -407,6 +407,7 @@ impl ClusterApi {
                 .and_then(|n| u32::try_from(n).ok()),
             wal_encryption: store.wal.as_ref().and_then(|w| w.encryption.clone()),
             data_encryption: store.data.as_ref().and_then(|d| d.encryption.clone()),
+            segment_size: None,
             retention_policy: None,
         })
     }

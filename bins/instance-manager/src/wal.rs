@@ -237,15 +237,75 @@ async fn archive_one(store: &Store, key: &str, path: &Path, compression: Compres
         .await
 }
 
+/// Where segments fetched ahead of PostgreSQL's asking wait, beside the settings.
+pub const RESTORE_SPOOL: &str = "wal-restore-spool";
+
 /// Restores WAL file `name` from the store to `dest` (relative to the data directory,
 /// PostgreSQL's `%p`): whatever compression barman or we gave it, written whole (a temporary
-/// file, then a rename). `Ok(false)` when the store does not have it.
+/// file, then a rename). `Ok(false)` when the store does not have it. With `wal.maxParallel`
+/// above 1 and the segment size known (recovery), the segments after it are fetched at the
+/// same time into the spool, where PostgreSQL's next calls find them.
 pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bool, Error> {
     let settings = read_settings(settings_file)?;
+    let spool = settings_file.with_file_name(RESTORE_SPOOL);
+    let spooled = spool.join(name);
+    if let Ok(bytes) = std::fs::read(&spooled) {
+        crate::layout::write_if_changed(dest, &bytes, 0o600).map_err(|e| Error::Write(dest.to_owned(), e.source))?;
+        let _ = std::fs::remove_file(&spooled);
+        return Ok(true);
+    }
     let wal = WalFile::parse(name)?;
     let location = settings.location()?;
     let store = store(&settings, &location.bucket)?;
-    let plain = location.wal_key(&wal, Compression::None);
+    let mut ahead = tokio::task::JoinSet::new();
+    if let (WalFile::Segment(_), Some(size), Some(parallel)) = (&wal, settings.segment_size, settings.max_parallel) {
+        let mut next = name.to_owned();
+        for _ in 1..parallel {
+            let Some(following) = cnpg_backup::next_segment(&next, size) else {
+                break;
+            };
+            next = following.clone();
+            let (store, location, spool) = (store.clone(), location.clone(), spool.clone());
+            ahead.spawn(async move {
+                let fetched = async {
+                    let wal = WalFile::parse(&following)?;
+                    fetch(&store, &location, &wal).await
+                }
+                .await;
+                match fetched {
+                    Ok(Some(bytes)) => {
+                        let stored = std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(&spool)
+                            .map_err(|e| crate::layout::WriteError {
+                                path: spool.clone(),
+                                source: e,
+                            })
+                            .and_then(|()| crate::layout::write_if_changed(&spool.join(&following), &bytes, 0o600));
+                        if stored.is_ok() {
+                            tracing::info!(name = following, "restored ahead of PostgreSQL (wal.maxParallel)");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(name = following, error = %cnpg_telemetry::error_chain(&e), "fetching ahead failed"),
+                }
+            });
+        }
+    }
+    let fetched = fetch(&store, &location, &wal).await;
+    while ahead.join_next().await.is_some() {}
+    let Some(bytes) = fetched? else {
+        return Ok(false);
+    };
+    // Whole or not at all: a temporary file beside it, then a rename.
+    crate::layout::write_if_changed(dest, &bytes, 0o600).map_err(|e| Error::Write(dest.to_owned(), e.source))?;
+    Ok(true)
+}
+
+/// The bytes of `wal` in the store, decompressed; None when it is not there.
+async fn fetch(store: &Store, location: &cnpg_backup::Location, wal: &WalFile) -> Result<Option<Vec<u8>>, Error> {
+    let plain = location.wal_key(wal, Compression::None);
     let found = store.list(&plain).await?;
     // The object itself, or it with a compression suffix: nothing else that shares the prefix
     // (the backup label of a backup that started in this segment does).
@@ -254,10 +314,10 @@ pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bo
             .strip_prefix(plain.as_str())
             .is_some_and(|suffix| Compression::from_suffix(suffix).is_some())
     }) else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(bytes) = store.get(&object.key).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     let bytes = match Compression::from_key(&object.key) {
         Compression::None => bytes,
@@ -274,7 +334,5 @@ pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bo
             });
         }
     };
-    // Whole or not at all: a temporary file beside it, then a rename.
-    crate::layout::write_if_changed(dest, &bytes, 0o600).map_err(|e| Error::Write(dest.to_owned(), e.source))?;
-    Ok(true)
+    Ok(Some(bytes))
 }

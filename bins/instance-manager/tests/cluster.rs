@@ -1485,7 +1485,7 @@ fn recovering_cluster(s3: &S3Server, target: Value, own: Option<&str>) -> Harnes
     let origin = object_store(
         s3,
         "s3://backups/origin",
-        &json!({"serverName": CLUSTER, "wal": {"compression": "gzip"}}),
+        &json!({"serverName": CLUSTER, "wal": {"compression": "gzip", "maxParallel": 4}}),
     );
     h.patch_spec(json!({
         "bootstrap": {"recovery": {"source": "origin", "recoveryTarget": target}},
@@ -1578,6 +1578,11 @@ fn point_in_time_recovery_has_exactly_the_rows_before_the_target_from_our_backup
         "100|100"
     );
     assert_eq!(h_pitr.status(&pitr).unwrap().timeline_id, Some(2));
+    assert!(
+        pitr.postgres_log().contains("restored ahead of PostgreSQL"),
+        "recovery fetched no segment ahead (wal.maxParallel 4)"
+    );
+    assert!(!pitr.root.join("controller/wal-restore-spool").exists());
     assert!(
         !pitr
             .root

@@ -48,6 +48,10 @@ pub struct Settings {
     /// `data.encryption`: how the store encrypts base backups.
     #[serde(default)]
     pub data_encryption: Option<String>,
+    /// WAL segment size in bytes, when known (recovery: from the backup), for fetching the
+    /// segments after the one asked for.
+    #[serde(default)]
+    pub segment_size: Option<u64>,
     /// `backup.retentionPolicy` (the Cluster's own store only).
     #[serde(default)]
     pub retention_policy: Option<String>,
@@ -68,6 +72,7 @@ impl std::fmt::Debug for Settings {
             .field("max_parallel", &self.max_parallel)
             .field("wal_encryption", &self.wal_encryption)
             .field("data_encryption", &self.data_encryption)
+            .field("segment_size", &self.segment_size)
             .field("retention_policy", &self.retention_policy)
             .finish_non_exhaustive()
     }
@@ -108,6 +113,7 @@ mod tests {
             max_parallel: None,
             wal_encryption: None,
             data_encryption: None,
+            segment_size: None,
             retention_policy: None,
         };
         let printed = format!("{settings:?}");

@@ -149,6 +149,23 @@ impl fmt::Display for WalFile {
     }
 }
 
+/// The segment after `segment` (`TTTTTTTTLLLLLLLLSSSSSSSS`) on its timeline, for segments
+/// of `segment_size` bytes; None for a name that is not a segment's.
+pub fn next_segment(segment: &str, segment_size: u64) -> Option<String> {
+    if !hex_digits(segment, 24) || segment_size == 0 {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| segment.get(range).and_then(|t| u64::from_str_radix(t, 16).ok());
+    let (timeline, log, seg) = (field(0..8)?, field(8..16)?, field(16..24)?);
+    let per_log = 0x1_0000_0000 / segment_size;
+    let (log, seg) = if seg + 1 >= per_log {
+        (log + 1, 0)
+    } else {
+        (log, seg + 1)
+    };
+    (log <= 0xFFFF_FFFF).then(|| format!("{timeline:08X}{log:08X}{seg:08X}"))
+}
+
 /// Where one server's backups and WAL live in a bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -241,6 +258,25 @@ mod tests {
         assert_eq!(Compression::from_suffix(".00000028.backup.gz"), None);
         assert_eq!(Location::new("s3://bkt", "pg").unwrap().root(), "pg/");
         assert_eq!(Location::new("s3://bkt/a/b/", "pg").unwrap().root(), "a/b/pg/");
+    }
+
+    #[test]
+    fn the_next_segment_rolls_over_into_the_next_log() {
+        let mib16 = 16 * 1024 * 1024;
+        assert_eq!(
+            next_segment("0000000100000000000000FE", mib16).as_deref(),
+            Some("0000000100000000000000FF")
+        );
+        assert_eq!(
+            next_segment("0000000100000000000000FF", mib16).as_deref(),
+            Some("000000010000000100000000")
+        );
+        // 1 GiB segments: four per log.
+        assert_eq!(
+            next_segment("000000020000000500000003", 1 << 30).as_deref(),
+            Some("000000020000000600000000")
+        );
+        assert_eq!(next_segment("00000001.history", mib16), None);
     }
 
     #[test]

@@ -129,12 +129,14 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
         }
     }
     config::write_archive_settings(layout, &materials)?;
-    let recovery_file = layout.controller_dir.join(cnpg_backup::archive::RECOVERY_FILE_NAME);
-    write_settings(&recovery_file, &source)?;
-
     let location = source.location()?;
     let store = crate::wal::store(&source, &location.bucket)?;
     let chosen = choose(&store, &source, &target).await?;
+    // wal-restore reads the source's store, fetching ahead with the backup's segment size.
+    let mut source = source;
+    source.segment_size = chosen.info.get("xlog_segment_size").and_then(|s| s.parse().ok());
+    let recovery_file = layout.controller_dir.join(cnpg_backup::archive::RECOVERY_FILE_NAME);
+    write_settings(&recovery_file, &source)?;
     tracing::info!(
         backup = chosen.id,
         destination = source.destination,
@@ -144,9 +146,16 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
     unpack(&store, &chosen, &layout.pg_data).await?;
 
     let outcome = recover(args, &materials, &target).await;
-    // Whatever happened, WAL is read from the Cluster's own store from now on.
+    // Whatever happened, WAL is read from the Cluster's own store from now on, and what was
+    // fetched ahead for this recovery is of no use to it.
     if let Err(e) = std::fs::remove_file(&recovery_file) {
         tracing::warn!(error = %e, "failed to remove the recovery source's settings");
+    }
+    match std::fs::remove_dir_all(layout.controller_dir.join(crate::wal::RESTORE_SPOOL)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, "failed to remove the segments fetched ahead");
+        }
+        _ => {}
     }
     outcome
 }
