@@ -90,9 +90,25 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
             );
         }
     }
+    // Compressions barman knows but we do not write yet: refused here, or every WAL segment
+    // would fail to archive (and pile up) and every backup would fail.
+    let written_yet = |report: &mut Report, field: String, value: Option<&str>, known: &[&str]| {
+        if let Some(value) = value
+            && value != "gzip"
+            && known.contains(&value)
+        {
+            report.push(field, Kind::NotSupported, "is not supported yet: use gzip or leave it unset");
+        }
+    };
     if let Some(wal) = &store.wal {
         report.one_of(
             &format!("{path}.wal.compression"),
+            wal.compression.as_deref(),
+            WAL_COMPRESSIONS,
+        );
+        written_yet(
+            report,
+            format!("{path}.wal.compression"),
             wal.compression.as_deref(),
             WAL_COMPRESSIONS,
         );
@@ -106,6 +122,12 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
     if let Some(data) = &store.data {
         report.one_of(
             &format!("{path}.data.compression"),
+            data.compression.as_deref(),
+            DATA_COMPRESSIONS,
+        );
+        written_yet(
+            report,
+            format!("{path}.data.compression"),
             data.compression.as_deref(),
             DATA_COMPRESSIONS,
         );
