@@ -97,7 +97,11 @@ pub(crate) fn object_store(report: &mut Report, path: &str, value: &serde_json::
             && value != "gzip"
             && known.contains(&value)
         {
-            report.push(field, Kind::NotSupported, "is not supported yet: use gzip or leave it unset");
+            report.push(
+                field,
+                Kind::NotSupported,
+                "is not supported yet: use gzip or leave it unset",
+            );
         }
     };
     if let Some(wal) = &store.wal {
