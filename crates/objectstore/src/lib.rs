@@ -464,21 +464,63 @@ impl Store {
         Ok(body)
     }
 
-    /// The object at `key` as a stream of chunks, or None when there is no such object; the
-    /// bytes of a single-part object are checked against its ETag when the stream ends.
+    /// The object at `key` as a stream of chunks, or None when there is no such object; when
+    /// the stream ends, the bytes are checked against the ETag: the MD5 of a single-part
+    /// object, or for a multipart one the MD5 of its parts' MD5s (the part sizes from the
+    /// store).
     pub async fn get_stream(&self, key: &str) -> Result<Option<Download>, Error> {
         let response = self.send("GET", key, &[], Vec::new()).await?;
         let Some(response) = self.checked("GET", key, response, true).await? else {
             return Ok(None);
         };
-        let etag = checkable_etag(&response).filter(|e| is_md5(e));
+        let etag = checkable_etag(&response);
+        let check = match etag {
+            Some(e) if is_md5(&e) => Some(Check::new(vec![u64::MAX], e)?),
+            Some(e) => self
+                .part_sizes(key, &e)
+                .await?
+                .map(|sizes| Check::new(sizes, e))
+                .transpose()?,
+            None => None,
+        };
         Ok(Some(Download {
             key: key.to_owned(),
             response,
-            md5: etag
-                .map(|e| Ok::<_, Error>((openssl::hash::Hasher::new(MessageDigest::md5())?, e)))
-                .transpose()?,
+            check,
         }))
+    }
+
+    /// The sizes of the parts a multipart object (ETag `<md5>-<n>`) was written in, from
+    /// `HEAD ?partNumber=i`; None when the store does not tell (then only TLS and, for gzip,
+    /// its CRC guard the bytes).
+    async fn part_sizes(&self, key: &str, etag: &str) -> Result<Option<Vec<u64>>, Error> {
+        let Some(count) = etag
+            .split_once('-')
+            .filter(|(md5, _)| is_md5(md5))
+            .and_then(|(_, n)| n.parse::<u32>().ok())
+            .filter(|n| (1..=10_000).contains(n))
+        else {
+            return Ok(None);
+        };
+        let mut sizes = Vec::new();
+        for number in 1..=count {
+            let text = number.to_string();
+            let response = self
+                .send("HEAD", key, &[("partNumber", text.as_str())], Vec::new())
+                .await?;
+            let Some(response) = self.checked("HEAD", key, response, true).await? else {
+                return Ok(None);
+            };
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+            if header("x-amz-mp-parts-count").and_then(|n| n.parse::<u32>().ok()) != Some(count) {
+                return Ok(None);
+            }
+            match header("content-length").and_then(|v| v.parse().ok()) {
+                Some(size) => sizes.push(size),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(sizes))
     }
 }
 
@@ -580,8 +622,72 @@ impl Upload {
 pub struct Download {
     key: String,
     response: reqwest::Response,
-    /// The running MD5 and the ETag it must end as (single-part objects).
-    md5: Option<(openssl::hash::Hasher, String)>,
+    /// How the bytes are checked against the ETag, when they can be.
+    check: Option<Check>,
+}
+
+/// The MD5 of each part as it is read, and the ETag they must make: the MD5 of the bytes for a
+/// single-part object (one part of unbounded size), the MD5 of the parts' MD5s and their count
+/// for a multipart one.
+struct Check {
+    sizes: Vec<u64>,
+    part: usize,
+    left: u64,
+    hasher: openssl::hash::Hasher,
+    digests: Vec<u8>,
+    etag: String,
+}
+
+impl Check {
+    fn new(sizes: Vec<u64>, etag: String) -> Result<Self, Error> {
+        Ok(Self {
+            left: sizes.first().copied().unwrap_or(0),
+            sizes,
+            part: 0,
+            hasher: openssl::hash::Hasher::new(MessageDigest::md5())?,
+            digests: Vec::new(),
+            etag,
+        })
+    }
+
+    fn update(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let n = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
+            if n == 0 {
+                // More bytes than the parts add up to: the sum check at the end fails.
+                self.part = self.sizes.len() + 1;
+                return Ok(());
+            }
+            let (head, tail) = data.split_at(n);
+            self.hasher.update(head)?;
+            self.left -= n as u64;
+            data = tail;
+            if self.left == 0 {
+                self.end_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_part(&mut self) -> Result<(), Error> {
+        self.digests.extend_from_slice(&self.hasher.finish()?);
+        self.part += 1;
+        self.left = self.sizes.get(self.part).copied().unwrap_or(0);
+        Ok(())
+    }
+
+    /// Whether the bytes read make the ETag.
+    fn matches(mut self) -> Result<(bool, String), Error> {
+        if self.sizes.len() == 1 && self.sizes.first() == Some(&u64::MAX) {
+            let md5 = hex::encode(self.hasher.finish()?);
+            return Ok((self.etag.eq_ignore_ascii_case(&md5), md5));
+        }
+        if self.part != self.sizes.len() {
+            return Ok((false, format!("{} of {} parts", self.part, self.sizes.len())));
+        }
+        let whole = format!("{}-{}", md5_hex(&self.digests)?, self.sizes.len());
+        Ok((self.etag.eq_ignore_ascii_case(&whole), whole))
+    }
 }
 
 impl std::fmt::Debug for Download {
@@ -593,6 +699,11 @@ impl std::fmt::Debug for Download {
 }
 
 impl Download {
+    /// Whether the bytes will be checked against the ETag when the stream ends.
+    pub fn checked(&self) -> bool {
+        self.check.is_some()
+    }
+
     /// The next chunk, or None at the end (after the bytes were checked against the ETag).
     pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, Error> {
         let chunk = self.response.chunk().await.map_err(|source| Error::Request {
@@ -600,19 +711,24 @@ impl Download {
             key: self.key.clone(),
             source,
         })?;
-        match (&chunk, self.md5.as_mut()) {
-            (Some(data), Some((hasher, _))) => hasher.update(data)?,
-            (None, Some((hasher, etag))) => {
-                let md5 = hex::encode(hasher.finish()?);
-                if !etag.eq_ignore_ascii_case(&md5) {
-                    return Err(Error::Integrity {
-                        key: self.key.clone(),
-                        problem: format!("the bytes read have MD5 {md5}, the store says {etag}"),
-                    });
+        match &chunk {
+            Some(data) => {
+                if let Some(check) = self.check.as_mut() {
+                    check.update(data)?;
                 }
-                self.md5 = None;
             }
-            _ => {}
+            None => {
+                if let Some(check) = self.check.take() {
+                    let etag = check.etag.clone();
+                    let (ok, read) = check.matches()?;
+                    if !ok {
+                        return Err(Error::Integrity {
+                            key: self.key.clone(),
+                            problem: format!("the bytes read make {read}, the store's ETag is {etag}"),
+                        });
+                    }
+                }
+            }
         }
         Ok(chunk)
     }
@@ -650,6 +766,29 @@ mod tests {
         }
         let printed = format!("{:?}", config("https://h"));
         assert!(!printed.contains("the secret"), "{printed}");
+    }
+
+    #[test]
+    fn multipart_etags_are_checked_part_by_part() {
+        let data = b"hello world";
+        let md5 = |b: &[u8]| hash(MessageDigest::md5(), b).unwrap().to_vec();
+        let etag = format!("{}-2", md5_hex(&[md5(&data[..5]), md5(&data[5..])].concat()).unwrap());
+        let read = |chunks: &[&[u8]]| {
+            let mut check = Check::new(vec![5, 6], etag.clone()).unwrap();
+            for chunk in chunks {
+                check.update(chunk).unwrap();
+            }
+            check.matches().unwrap().0
+        };
+        assert!(read(&[&data[..3], &data[3..]]), "chunks across the part boundary");
+        assert!(read(&[data]));
+        assert!(!read(&[b"hello World"]), "one byte changed");
+        assert!(!read(&[&data[..8]]), "cut short");
+        assert!(!read(&[b"hello world!"]), "one byte more");
+        let single = hex::encode(md5(data));
+        let mut whole = Check::new(vec![u64::MAX], single).unwrap();
+        whole.update(data).unwrap();
+        assert!(whole.matches().unwrap().0);
     }
 
     #[test]

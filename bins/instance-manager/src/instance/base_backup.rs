@@ -210,10 +210,11 @@ pub async fn take(
         .map_err(|_| Error::Interrupted)
         .and_then(|r| r.map_err(Error::Copy));
     let uploaded = uploader.await.map_err(|_| Error::Interrupted).and_then(|r| r);
+    // The first cause, not its echoes: a failed upload stops the copy, which ends the backup.
     let outcome = async {
-        let (end_lsn, label_file, _) = stopped?;
-        let size = produced?;
         let parts = uploaded?;
+        let size = produced?;
+        let (end_lsn, label_file, _) = stopped?;
         Ok::<_, Error>((end_lsn, label_file, size, parts))
     }
     .await;
