@@ -444,11 +444,9 @@ fn start_primary(
     node.start(&rw);
     h.wait_status(&node, "primary up", |s| s.is_primary && s.is_pod_ready);
     // The application's password is set from its Secret by the first passes after start.
-    assert!(
-        wait_until(DEADLINE, || h.app_sql(&node, "SELECT 1").is_ok()),
-        "the application cannot log in:\n{}",
-        node.log()
-    );
+    if !wait_until(DEADLINE, || h.app_sql(&node, "SELECT 1").is_ok()) {
+        return Err(format!("the application cannot log in:\n{}", node.log()));
+    }
     Ok((rw, node))
 }
 
