@@ -101,7 +101,7 @@ impl BackupInfo {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let mut fields = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.trim_end().starts_with('#') {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
             let (key, value) = line.split_once('=').ok_or_else(|| Error {
@@ -220,5 +220,8 @@ xlog_segment_size=16777216
             assert!(python_unrepr(bad).is_err(), "{bad}");
         }
         assert!(BackupInfo::parse("no equals sign\n").is_err());
+        // A comment is a comment wherever its `#` starts, so what is rendered reads back the same.
+        let commented = BackupInfo::parse("  # status=FAILED\nstatus=DONE\n").unwrap();
+        assert_eq!(commented.render(), "status=DONE\n");
     }
 }

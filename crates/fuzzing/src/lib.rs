@@ -78,6 +78,10 @@ pub const TARGETS: &[Target] = &[
         run: registry::s3_listing,
     },
     Target {
+        name: "backup_info",
+        run: registry::backup_info,
+    },
+    Target {
         name: "pg_hba",
         run: postgres::pg_hba,
     },

@@ -42,6 +42,34 @@ pub fn s3_listing(data: &[u8]) {
     }
 }
 
+/// A `backup.info` from the object store (barman's or ours), as recovery and retention read
+/// it: what parses renders and parses back to the same fields; its backup label, times and
+/// sizes are read or refused, never a panic; Python string literals round-trip.
+pub fn backup_info(data: &[u8]) {
+    use cnpg_backup::info::{self, BackupInfo};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(parsed) = BackupInfo::parse(&text) {
+        let again = BackupInfo::parse(&parsed.render()).expect("a rendered backup.info parses");
+        assert_eq!(again, parsed, "render and parse lost or changed a field");
+        if let Ok(Some(label)) = parsed.get_string("backup_label") {
+            let _ = cnpg_backup::base::parse_label(&label);
+        }
+        for key in ["begin_time", "end_time"] {
+            let _ = parsed.get(key).and_then(info::parse_time);
+        }
+        for key in ["begin_xlog", "end_xlog"] {
+            let _ = parsed.get(key).and_then(cnpg_backup::base::parse_lsn);
+        }
+    }
+    if let Ok(literal) = info::python_unrepr(&text) {
+        assert_eq!(
+            info::python_unrepr(&info::python_repr(&literal)),
+            Ok(literal),
+            "a Python literal did not round-trip"
+        );
+    }
+}
+
 /// A docker `config.json` (a `kubernetes.io/dockerconfigjson` Secret): the first line names
 /// the registry host. A password found never shows in `Debug`.
 pub fn docker_config(data: &[u8]) {
