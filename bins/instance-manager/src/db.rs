@@ -46,6 +46,11 @@ pub struct SqlStatus {
     pub pending_restart: bool,
     pub replication: Vec<ReplicationInfo>,
     pub slots: Vec<SlotInfo>,
+    pub archiving: bool,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<String>,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_time: Option<String>,
 }
 
 fn query(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -156,6 +161,27 @@ impl Db {
             pending_restart: flag(10)?,
             ..SqlStatus::default()
         };
+        let archiver = self
+            .client
+            .query_one(
+                "SELECT current_setting('archive_mode') = 'always'
+                            OR (current_setting('archive_mode') = 'on' AND NOT pg_is_in_recovery()),
+                        last_archived_wal, last_archived_time::text, last_failed_wal, last_failed_time::text
+                   FROM pg_stat_archiver",
+                &[],
+            )
+            .await
+            .map_err(query("read pg_stat_archiver"))?;
+        let get = |i: usize| {
+            archiver
+                .try_get::<_, Option<String>>(i)
+                .map_err(query("read pg_stat_archiver"))
+        };
+        status.archiving = archiver.try_get(0).map_err(query("read pg_stat_archiver"))?;
+        status.last_archived_wal = get(1)?;
+        status.last_archived_time = get(2)?;
+        status.last_failed_wal = get(3)?;
+        status.last_failed_time = get(4)?;
         for row in self
             .client
             .query(

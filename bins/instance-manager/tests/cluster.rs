@@ -1167,6 +1167,12 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
         .find_map(|l| l.strip_prefix("cnpg_collector_pg_wal_archive_status{value=\"ready\"} "))
         .and_then(|v| v.parse::<f64>().ok());
     assert!(waiting.is_some_and(|n| n >= 1.0), "{waiting:?}");
+    // /pg/status says the same, in CloudNativePG's fields.
+    let status = h.status(&node).unwrap();
+    assert!(status.is_archiving_wal);
+    assert_eq!(status.last_failed_wal.as_deref(), Some(second.as_str()));
+    assert!(status.last_failed_wal_time.is_some());
+    assert!(status.ready_wal_files >= 1, "{status:?}");
     // More segments pile up meanwhile; once the store takes the credentials again they go up
     // three at a time (wal.maxParallel), none missing, none noted as stored but not.
     let (third, _) = switch(&node);
@@ -1191,6 +1197,8 @@ fn wal_is_archived_where_barman_reads_it_and_kept_until_the_store_takes_it() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(noted.is_empty(), "noted but never asked for: {noted:?}");
+    let status = h.status(&node).unwrap();
+    assert_eq!(status.last_archived_wal.as_deref(), Some(fourth.as_str()));
     assert!(
         node.postgres_log().contains("archived ahead of PostgreSQL"),
         "nothing was archived in parallel"

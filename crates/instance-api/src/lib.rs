@@ -193,6 +193,22 @@ pub struct InstanceStatus {
     /// Whether PostgreSQL accepts connections.
     #[serde(default)]
     pub is_pod_ready: bool,
+    /// Whether this instance archives WAL (`archive_mode` on, or `always` on a replica).
+    #[serde(default, rename = "isArchivingWAL")]
+    pub is_archiving_wal: bool,
+    /// The last WAL file archived, and when (`pg_stat_archiver`).
+    #[serde(rename = "lastArchivedWAL")]
+    pub last_archived_wal: Option<String>,
+    #[serde(rename = "lastArchivedWALTime")]
+    pub last_archived_wal_time: Option<String>,
+    /// The last WAL file whose archiving failed, and when.
+    #[serde(rename = "lastFailedWAL")]
+    pub last_failed_wal: Option<String>,
+    #[serde(rename = "lastFailedWALTime")]
+    pub last_failed_wal_time: Option<String>,
+    /// WAL files waiting to be archived (`.ready` in `pg_wal/archive_status`).
+    #[serde(default)]
+    pub ready_wal_files: u64,
     /// Why the status is incomplete, when it is.
     pub error: Option<String>,
 }

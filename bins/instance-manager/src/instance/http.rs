@@ -313,6 +313,13 @@ async fn status(shared: &Shared) -> InstanceStatus {
             status.pending_restart = sql.pending_restart;
             status.replication_info = sql.replication;
             status.replication_slots_info = sql.slots;
+            status.is_archiving_wal = sql.archiving;
+            status.last_archived_wal = sql.last_archived_wal;
+            status.last_archived_wal_time = sql.last_archived_time;
+            status.last_failed_wal = sql.last_failed_wal;
+            status.last_failed_wal_time = sql.last_failed_time;
+            status.ready_wal_files =
+                super::metrics::archive_status(&shared.layout.pg_data.join("pg_wal/archive_status")).0;
             status.is_pod_ready = shared.phase() == Phase::Running;
         }
         Ok(Err(e)) => status.error = Some(cnpg_telemetry::error_chain(&e)),

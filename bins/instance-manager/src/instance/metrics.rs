@@ -20,7 +20,7 @@ use super::listener::{self, LIMITS, Tls};
 use crate::layout::Layout;
 
 /// `.ready` and `.done` files in `pg_wal/archive_status` (none when it cannot be read).
-fn archive_status(dir: &std::path::Path) -> (u64, u64) {
+pub(crate) fn archive_status(dir: &std::path::Path) -> (u64, u64) {
     let mut counts = (0, 0);
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
