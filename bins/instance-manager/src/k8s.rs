@@ -464,25 +464,21 @@ impl ClusterApi {
             .filter(|c| c.type_ != condition.type_)
             .collect();
         conditions.push(condition);
-        let patch = serde_json::json!({
+        self.merge_status(&serde_json::json!({
             "metadata": {"resourceVersion": cluster.metadata.resource_version},
             "status": {"conditions": conditions},
-        });
-        self.clusters
-            .patch_status(&self.args.cluster_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|source| Error::Status {
-                namespace: self.args.namespace.clone(),
-                name: self.args.cluster_name.clone(),
-                source,
-            })
+        }))
+        .await
     }
 
     pub async fn patch_status(&self, status: BTreeMap<&str, serde_json::Value>) -> Result<(), Error> {
-        let patch = serde_json::json!({ "status": status });
+        self.merge_status(&serde_json::json!({ "status": status })).await
+    }
+
+    /// A merge patch of the Cluster's status subresource.
+    async fn merge_status(&self, patch: &serde_json::Value) -> Result<(), Error> {
         self.clusters
-            .patch_status(&self.args.cluster_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(&self.args.cluster_name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map(|_| ())
             .map_err(|source| Error::Status {

@@ -10,7 +10,7 @@
 //! then kept by replication slots and `wal_keep_size` alone) and none can be restored.
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -153,10 +153,10 @@ pub async fn archive(settings_file: &Path, path: &Path) -> Result<String, Error>
             }
             .await;
             match stored {
-                Ok(()) => {
-                    note(&spool, &name);
-                    tracing::info!(%name, "archived ahead of PostgreSQL (wal.maxParallel)");
-                }
+                Ok(()) => match spool_write(&spool, &name, b"") {
+                    Ok(()) => tracing::info!(%name, "archived ahead of PostgreSQL (wal.maxParallel)"),
+                    Err(e) => tracing::debug!(%name, error = %e, "failed to note a file archived ahead"),
+                },
                 // PostgreSQL asks for it again in its turn, and gets the error then.
                 Err(e) => tracing::debug!(%name, error = %cnpg_telemetry::error_chain(&e), "archiving ahead failed"),
             }
@@ -192,23 +192,18 @@ fn ready_after(path: &Path, n: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Notes that `name` is stored (best effort: without the note it is simply archived again).
-fn note(spool: &Path, name: &str) {
-    let created = std::fs::DirBuilder::new()
+/// Writes `bytes` as `name` in the spool folder `spool` (0700, files 0600, whole or not at
+/// all). Best effort for its callers: a file missing from the spool is simply done again.
+fn spool_write(spool: &Path, name: &str, bytes: &[u8]) -> Result<(), crate::layout::WriteError> {
+    std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(spool)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(spool.join(name))
-        });
-    if let Err(e) = created {
-        tracing::debug!(%name, error = %e, "failed to note a file archived ahead");
-    }
+        .map_err(|source| crate::layout::WriteError {
+            path: spool.to_owned(),
+            source,
+        })?;
+    crate::layout::write_if_changed(&spool.join(name), bytes, 0o600).map(drop)
 }
 
 /// Stores the file at `path` under `key`, compressed, and succeeds once the store holds
@@ -274,16 +269,7 @@ pub async fn restore(settings_file: &Path, name: &str, dest: &Path) -> Result<bo
                 .await;
                 match fetched {
                     Ok(Some(bytes)) => {
-                        let stored = std::fs::DirBuilder::new()
-                            .recursive(true)
-                            .mode(0o700)
-                            .create(&spool)
-                            .map_err(|e| crate::layout::WriteError {
-                                path: spool.clone(),
-                                source: e,
-                            })
-                            .and_then(|()| crate::layout::write_if_changed(&spool.join(&following), &bytes, 0o600));
-                        if stored.is_ok() {
+                        if spool_write(&spool, &following, &bytes).is_ok() {
                             tracing::info!(name = following, "restored ahead of PostgreSQL (wal.maxParallel)");
                         }
                     }

@@ -72,8 +72,7 @@ pub struct BaseBackups {
     status: Arc<Mutex<BaseBackupStatus>>,
 }
 
-/// A refused call: the HTTP status and why.
-pub type Refusal = (StatusCode, String);
+use super::backup::Refusal;
 
 impl BaseBackups {
     pub async fn status(&self) -> BaseBackupStatus {

@@ -103,19 +103,22 @@ pub fn write_certificates(layout: &Layout, materials: &Materials) -> Result<bool
 pub fn write_archive_settings(layout: &Layout, materials: &Materials) -> Result<bool, WriteError> {
     let path = layout.controller_dir.join(cnpg_backup::archive::FILE_NAME);
     match &materials.archive {
-        Some(settings) => {
-            let text = serde_json::to_vec(settings).map_err(|e| WriteError {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            write_if_changed(&path, &text, 0o600)
-        }
+        Some(settings) => write_settings(&path, settings),
         None => match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(WriteError { path, source }),
         },
     }
+}
+
+/// Object store settings (credentials included) as a file only the instance's user reads.
+pub fn write_settings(path: &std::path::Path, settings: &cnpg_backup::archive::Settings) -> Result<bool, WriteError> {
+    let text = serde_json::to_vec(settings).map_err(|e| WriteError {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    write_if_changed(path, &text, 0o600)
 }
 
 /// The rendered files, not yet written.

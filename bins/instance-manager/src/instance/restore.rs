@@ -104,7 +104,7 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
     layout.create_dirs()?;
     let api = ClusterApi::new(args.kube.clone())?;
     let materials = api.materials().await?;
-    let (source, backup_id) = api.recovery_source(&materials.cluster).await?;
+    let (mut source, backup_id) = api.recovery_source(&materials.cluster).await?;
     let mut target = materials
         .cluster
         .spec
@@ -133,10 +133,9 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
     let store = crate::wal::store(&source, &location.bucket)?;
     let chosen = choose(&store, &source, &target).await?;
     // wal-restore reads the source's store, fetching ahead with the backup's segment size.
-    let mut source = source;
     source.segment_size = chosen.info.get("xlog_segment_size").and_then(|s| s.parse().ok());
     let recovery_file = layout.controller_dir.join(cnpg_backup::archive::RECOVERY_FILE_NAME);
-    write_settings(&recovery_file, &source)?;
+    config::write_settings(&recovery_file, &source)?;
     tracing::info!(
         backup = chosen.id,
         destination = source.destination,
@@ -158,15 +157,6 @@ pub async fn restore(args: &RestoreArgs) -> Result<(), Error> {
         _ => {}
     }
     outcome
-}
-
-fn write_settings(path: &Path, settings: &Settings) -> Result<(), Error> {
-    let text = serde_json::to_vec(settings).map_err(|e| crate::layout::WriteError {
-        path: path.to_owned(),
-        source: io::Error::other(e),
-    })?;
-    write_if_changed(path, &text, 0o600)?;
-    Ok(())
 }
 
 /// The backup to restore: the one `backupID` names, or the latest that ended before the
